@@ -1,0 +1,1 @@
+"""Record formats, conversation templates, label masks, image transforms, datasets, tiny world."""

@@ -1,0 +1,97 @@
+"""The LLaVA file formats, read and written in one place.
+
+* LLaVA training records (LCS-558K, mix665k): a JSON list of
+  ``{"id", "image"?, "conversations": [{"from": "human"|"gpt", "value": str}, ...]}``.
+* Eval-kit question files: JSON lines with at least ``question_id`` and ``text``.
+* Answer files: JSON lines ``{"question_id", "prompt", "text", "answer_id", "model_id",
+  "metadata"}``, the format of the official ``model_vqa*.py`` scripts.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from llava_core.io import FormatError, read_json, read_jsonl, write_json, write_jsonl
+
+IMAGE_TOKEN = "<image>"
+ROLES = ("human", "gpt")
+
+
+def validate_record(rec: Any, path: str | os.PathLike, index: int) -> dict:
+    """Check one LLaVA record; raise :class:`FormatError` naming the record number otherwise."""
+    where = f"record {index}"
+    if not isinstance(rec, dict):
+        raise FormatError(path, None, f"{where}: expected an object, got {type(rec).__name__}")
+    conv = rec.get("conversations")
+    if not isinstance(conv, list) or not conv:
+        raise FormatError(path, None, f"{where} (id={rec.get('id')!r}): 'conversations' must be a non-empty list")
+    for turn_no, turn in enumerate(conv):
+        if not isinstance(turn, dict) or not isinstance(turn.get("value"), str):
+            raise FormatError(path, None, f"{where} (id={rec.get('id')!r}) turn {turn_no}: expected "
+                              "{'from': ..., 'value': str}")
+        expected = ROLES[turn_no % 2]
+        if turn.get("from") != expected:
+            raise FormatError(path, None, f"{where} (id={rec.get('id')!r}) turn {turn_no}: 'from' is "
+                              f"{turn.get('from')!r}, expected {expected!r}",
+                              "turns must alternate human/gpt, starting with human")
+    if "image" in rec and not isinstance(rec["image"], str):
+        raise FormatError(path, None, f"{where} (id={rec.get('id')!r}): 'image' must be a string path")
+    return rec
+
+
+def read_llava_records(path: str | os.PathLike) -> list[dict]:
+    """Read and validate a LLaVA-format JSON list of conversation records."""
+    data = read_json(path)
+    if not isinstance(data, list):
+        raise FormatError(path, None, f"expected a JSON list of records, got {type(data).__name__}")
+    return [validate_record(rec, path, i) for i, rec in enumerate(data)]
+
+
+def write_llava_records(path: str | os.PathLike, records: list[dict]) -> None:
+    """Write LLaVA records (atomically, compact like the released files)."""
+    write_json(path, records, indent=None)
+
+
+def read_questions(path: str | os.PathLike, required: Iterable[str] = ("question_id", "text")) -> list[dict]:
+    """Read an eval-kit question jsonl, checking each line has the ``required`` fields."""
+    rows = read_jsonl(path)
+    required = tuple(required)
+    with open(path, encoding="utf-8") as fh:
+        linenos = [n for n, line in enumerate(fh, 1) if line.strip()]
+    for lineno, row in zip(linenos, rows):
+        missing = [k for k in required if k not in row]
+        if missing:
+            raise FormatError(path, lineno, f"missing field(s) {missing}", f"each line needs {list(required)}")
+    return rows
+
+
+def make_answer(question_id: Any, prompt: str, text: str, model_id: str, **extra: Any) -> dict:
+    """One answer-file row in the official format (``answer_id`` is a random id, as upstream)."""
+    row = {"question_id": question_id, "prompt": prompt, "text": text,
+           "answer_id": uuid.uuid4().hex[:22], "model_id": model_id, "metadata": {}}
+    row.update(extra)
+    return row
+
+
+def read_answers(path: str | os.PathLike) -> list[dict]:
+    """Read an answer jsonl; every line needs ``question_id`` and ``text``."""
+    return read_questions(path, required=("question_id", "text"))
+
+
+def write_answers(path: str | os.PathLike, rows: Iterable[dict]) -> None:
+    """Write an answer jsonl atomically."""
+    write_jsonl(path, rows)
+
+
+def check_coverage(questions: list[dict], answers: list[dict], answers_path: str | Path) -> dict:
+    """Map question_id -> answer row; raise if any question has no answer."""
+    by_id = {str(a["question_id"]): a for a in answers}
+    missing = [q["question_id"] for q in questions if str(q["question_id"]) not in by_id]
+    if missing:
+        raise FormatError(answers_path, None, f"{len(missing)} of {len(questions)} questions have no answer "
+                          f"(first: {missing[:3]})", "rerun generation or pass the complete answers file")
+    return by_id
