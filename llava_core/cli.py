@@ -1,0 +1,314 @@
+"""``llava-core``: one subcommand per pipeline stage, plus config inspection and scoring.
+
+Every Snakemake rule calls one of these; each can be run by hand with the same arguments.
+Stage commands take the experiment name and Hydra overrides (``-o key=value``), compose the
+config, write it beside their outputs and call one function.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from llava_core.config.compose import ConfigError, load_experiment, plan, stage_config, stage_resources, to_dict
+from llava_core.io import FormatError, write_json
+
+log = logging.getLogger("llava_core")
+
+
+# ----------------------------------------------------------------------------- helpers
+def _setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    for noisy in ("httpx", "urllib3", "alembic", "mlflow.store.db.utils"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _load(args) -> object:
+    return load_experiment(args.experiment, args.override)
+
+
+def _write_resolved(cfg, out_dir: Path, stage: str, overrides: list[str]) -> None:
+    """The resolved config of a stage, beside its outputs (what ran, exactly)."""
+    from omegaconf import OmegaConf
+
+    from llava_core.io import atomic_write
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_write(out_dir / "config.yaml") as fh:
+        fh.write(f"# llava-core {stage}: experiment {cfg.name}, overrides {overrides}\n")
+        fh.write(OmegaConf.to_yaml(cfg))
+    write_json(out_dir / "stage_config.json", stage_config(cfg, stage))
+
+
+def _run(cfg, stage: str, args, exp_dir: Path | None, run_name: str | None = None):
+    from llava_core.tracking import stage_run
+
+    params = {**stage_config(cfg, stage), "overrides": list(args.override)}
+    return stage_run(cfg, stage, args.results, exp_dir, params, run_name=run_name)
+
+
+def _exp_dir(args, cfg) -> Path:
+    return Path(args.results) / cfg.name
+
+
+def _data_sources(cfg, base_url: str | None) -> list:
+    from llava_core.prepare.sources import sources_from_config
+
+    base = base_url or cfg.data.base_url
+    items = []
+    for i, src in enumerate(to_dict(cfg.data.sources)):
+        if "://" not in src["url"]:
+            if not base:
+                raise ConfigError(f"data.sources[{i}] ({src['name']}): url {src['url']!r} is relative; "
+                                  "set data.base_url (or pass --base-url) to the mirror that serves it")
+            src = {**src, "url": base.rstrip("/") + "/" + src["url"]}
+        items.append(src)
+    return sources_from_config(items)
+
+
+# ----------------------------------------------------------------------------- commands
+def cmd_config(args) -> int:
+    cfg = _load(args)
+    if args.stage is None:
+        print(json.dumps(to_dict(cfg), indent=2))
+        return 0
+    out = {"experiment": cfg.name, "stage": args.stage, "config": stage_config(cfg, args.stage),
+           "resources": stage_resources(cfg, args.stage)}
+    if args.stage in ("pretrain", "finetune"):
+        from llava_core.train.arguments import deepspeed_config, training_arguments
+
+        st = cfg[args.stage]
+        res = st.resources
+        world = max(1, res.gpus) * res.nodes
+        targs = training_arguments(st, world_size=world, output_dir=f"<results>/{cfg.name}/{args.stage}/checkpoints",
+                                   seed=cfg.seed, on_gpu=res.gpus > 0)
+        targs.pop("deepspeed")
+        out.update({
+            "world_size": world,
+            "training_arguments": targs,
+            "global_batch_size": st.global_batch_size,
+            "deepspeed": deepspeed_config(st.deepspeed),
+            "lora": None if st.tune != "lora" else {
+                "r": st.lora.r, "lora_alpha": st.lora.alpha, "lora_dropout": st.lora.dropout, "bias": st.lora.bias,
+                "target_modules": list(st.lora.target_modules), "task_type": "CAUSAL_LM"},
+            "projector_lr": st.projector_lr,
+            "model": {"vision_tower": cfg.model.vision_tower, "llm": cfg.model.llm,
+                      "projector_type": cfg.model.projector_type,
+                      "vision_feature_layer": cfg.model.vision_feature_layer,
+                      "image_aspect_ratio": st.image_aspect_ratio, "conversation_template": st.template,
+                      "model_max_length": cfg.model.model_max_length},
+        })
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+def cmd_plan(args) -> int:
+    print(json.dumps(plan(args.experiment, args.override)))
+    return 0
+
+
+def cmd_synthesize(args) -> int:
+    from llava_core.data.synthetic import generate_world, package_mirror
+    from llava_core.model.tiny import build_tiny_parts
+
+    cfg = _load(args)
+    syn = cfg.data.synthetic
+    if syn is None:
+        raise ConfigError(f"experiment {cfg.name!r} uses dataset {cfg.data.name!r}, which is not synthetic")
+    out = Path(args.out)
+    world = out / "world"
+    summary = generate_world(world, seed=syn.seed, image_size=syn.image_size, n_pretrain=syn.n_pretrain,
+                             n_finetune=syn.n_finetune, n_eval=syn.n_eval)
+    build_tiny_parts(world / "models", summary["corpus"], syn, seed=syn.seed)
+    sources = package_mirror(world, out, parts=("pretrain", "finetune", "eval", "models"))
+    log.info("tiny world: %s", json.dumps(summary["counts"]))
+    print(json.dumps({"mirror": str(out), "sources": sources}, indent=2))
+    return 0
+
+
+def cmd_download(args) -> int:
+    from llava_core.prepare.download import download_sources
+
+    cfg = _load(args)
+    data_dir = Path(args.data_dir)
+    sources = _data_sources(cfg, args.base_url)
+    with _run(cfg, "download", args, data_dir, run_name=f"data:{cfg.data.name}") as run:
+        lock = download_sources(sources, data_dir, data_dir / "download.lock.json", workers=args.workers,
+                                mirror=args.mirror)
+        run.log_metrics({"data/sources": len(lock["sources"]),
+                         "data/bytes": sum(e.get("size") or 0 for e in lock["sources"].values())})
+        run.log_artifact(data_dir / "download.lock.json")
+    _write_resolved(cfg, data_dir / "config", "download", args.override)
+    return 0
+
+
+def cmd_filter(args) -> int:
+    from llava_core.prepare.filter import filter_records, write_manifest
+
+    cfg = _load(args)
+    data_dir = Path(args.data_dir)
+    out = data_dir / "filtered"
+    f = cfg.data.filter
+    manifests = {}
+    with _run(cfg, "filter", args, data_dir, run_name=f"data:{cfg.data.name}") as run:
+        for part, records, images in (("pretrain", cfg.data.pretrain_records, cfg.data.pretrain_images),
+                                      ("finetune", cfg.data.finetune_records, cfg.data.finetune_images)):
+            m = filter_records(data_dir / records, data_dir / images, out / f"{part}.json", workers=f.workers,
+                               dedupe=f.dedupe, check_images=f.check_images)
+            manifests[part] = m
+            run.log_metrics({f"data/{part}/kept": m["kept"], f"data/{part}/dropped": m["dropped"],
+                             **{f"data/{part}/dropped/{k}": v for k, v in m["reasons"].items()}})
+        write_manifest(out / "manifest.json", manifests)
+        run.log_artifact(out / "manifest.json")
+    _write_resolved(cfg, out, "filter", args.override)
+    return 0
+
+
+def _train(args, stage: str) -> int:
+    from llava_core.train.runner import train_stage
+
+    cfg = _load(args)
+    out = Path(args.out)
+    _write_resolved(cfg, out, stage, args.override)
+    with _run(cfg, stage, args, _exp_dir(args, cfg)) as run:
+        train_stage(cfg, stage, data_dir=Path(args.data_dir), out_dir=out, run=run,
+                    init_dir=Path(args.init) if getattr(args, "init", None) else None)
+        run.log_artifact(out / "config.yaml")
+        run.log_artifact(out / "metrics.json")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from llava_core.evaluate.run import evaluate_benchmark
+
+    cfg = _load(args)
+    if args.benchmark not in cfg.evaluation.benchmarks:
+        raise ConfigError(f"benchmark {args.benchmark!r} is not listed in evaluation.benchmarks of {cfg.name!r} "
+                          f"({', '.join(cfg.evaluation.benchmarks)})")
+    out = Path(args.out)
+    stage = f"eval/{args.benchmark}"
+    _write_resolved(cfg, out, stage, args.override)
+    eval_root = Path(args.eval_root) if args.eval_root else Path(args.data_dir) / cfg.data.eval_root
+    with _run(cfg, stage, args, _exp_dir(args, cfg)) as run:
+        res = evaluate_benchmark(cfg, args.benchmark, model_dir=Path(args.model), eval_root=eval_root,
+                                 out_dir=out, run=run)
+    log.info("%s: score %.2f", args.benchmark, res["score"])
+    return 0
+
+
+def cmd_score(args) -> int:
+    from llava_core.data.formats import read_answers
+    from llava_core.evaluate.benchmarks import get_benchmark
+
+    bench = get_benchmark(args.benchmark)
+    answers = read_answers(args.answers)
+    out_dir = Path(args.out) if args.out else Path(args.answers).parent
+    res = bench.score(Path(args.eval_root), answers, out_dir=out_dir,
+                      reviews=[Path(r) for r in args.reviews] if args.reviews else None)
+    print(json.dumps({"benchmark": bench.name, **res}, indent=2))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from llava_core.evaluate.report import write_report
+    from llava_core.io import read_json
+
+    cfg = _load(args)
+    out = Path(args.out)
+    scores = {}
+    for bench in cfg.evaluation.benchmarks:
+        scores[bench] = read_json(Path(args.eval_dir) / bench / "scores.json")
+    _write_resolved(cfg, out / "report_config", "report", args.override)
+    with _run(cfg, "report", args, _exp_dir(args, cfg)) as run:
+        rows = write_report(cfg.name, cfg.paper_row, scores, out)
+        run.log_metrics({f"report/{r['benchmark']}/delta": r["delta"] for r in rows if r["delta"] is not None})
+        for name in ("report.md", "report.csv", "report.png"):
+            run.log_artifact(out / name)
+            run.log_artifact_on_parent(out / name)
+    print((out / "report.md").read_text())
+    return 0
+
+
+def cmd_summary(args) -> int:
+    from llava_core.evaluate.report import write_summary
+
+    write_summary({Path(p).parent.name: Path(p) for p in args.reports}, Path(args.out))
+    print(Path(args.out).read_text())
+    return 0
+
+
+# ----------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="llava-core", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def exp_cmd(name: str, help_: str, fn, results: bool = True) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help_)
+        sp.add_argument("experiment", help="preset name, e.g. tiny or llava-v1.5-7b")
+        sp.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
+                        help="Hydra override, e.g. finetune.learning_rate=1e-4 (repeatable)")
+        if results:
+            sp.add_argument("--results", default="results", help="results folder (MLflow store, experiment dirs)")
+        sp.set_defaults(fn=fn)
+        return sp
+
+    sp = exp_cmd("config", "print the resolved config (of one stage) as JSON", cmd_config, results=False)
+    sp.add_argument("--stage", help="download, filter, pretrain, finetune, eval/<benchmark> or report")
+    exp_cmd("plan", "print the stages, their config digests and resources (for the workflow)", cmd_plan,
+            results=False)
+    sp = exp_cmd("synthesize", "generate the tiny world and pack it as a local mirror", cmd_synthesize, results=False)
+    sp.add_argument("--out", required=True, help="mirror folder")
+    sp = exp_cmd("download", "fetch and verify the dataset's sources", cmd_download)
+    sp.add_argument("--data-dir", required=True)
+    sp.add_argument("--base-url", help="base URL for relative source URLs (the tiny mirror)")
+    sp.add_argument("--mirror", help="replace every source's base URL (a local mirror)")
+    sp.add_argument("--workers", type=int, default=4)
+    sp = exp_cmd("filter", "drop bad records and write the training sets and a manifest", cmd_filter)
+    sp.add_argument("--data-dir", required=True)
+    for stage, help_ in (("pretrain", "stage 1: train the projector"),
+                         ("finetune", "stage 2: visual instruction tuning")):
+        sp = exp_cmd(stage, help_, lambda a, s=stage: _train(a, s))
+        sp.add_argument("--data-dir", required=True)
+        sp.add_argument("--out", required=True)
+        if stage == "finetune":
+            sp.add_argument("--init", required=True, help="stage-1 output folder (mm_projector.bin)")
+    sp = exp_cmd("evaluate", "answer and score one benchmark", cmd_evaluate)
+    sp.add_argument("benchmark")
+    sp.add_argument("--model", required=True, help="stage-2 model folder")
+    sp.add_argument("--data-dir", required=True)
+    sp.add_argument("--eval-root", help="eval kit folder (default: <data-dir>/<data.eval_root>)")
+    sp.add_argument("--out", required=True)
+    sp = sub.add_parser("score", help="score an existing answers file (any LLaVA-compatible model)")
+    sp.add_argument("benchmark")
+    sp.add_argument("--eval-root", required=True)
+    sp.add_argument("--answers", required=True)
+    sp.add_argument("--reviews", nargs="*")
+    sp.add_argument("--out", help="folder for upload files (default: beside the answers)")
+    sp.set_defaults(fn=cmd_score)
+    sp = exp_cmd("report", "tabulate the experiment's scores beside the paper's", cmd_report)
+    sp.add_argument("--eval-dir", required=True, help="folder holding <benchmark>/scores.json")
+    sp.add_argument("--out", required=True)
+    sp = sub.add_parser("summary", help="one table across experiments")
+    sp.add_argument("reports", nargs="+", help="report.csv files")
+    sp.add_argument("--out", required=True)
+    sp.set_defaults(fn=cmd_summary)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging()
+    try:
+        return args.fn(args)
+    except (ConfigError, FormatError, ValueError, FileNotFoundError) as e:
+        print(f"llava-core {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""Compose an experiment's config from the Hydra presets, validate it and cut it into stages.
+
+The presets live in the repository's ``config/`` folder (``experiment/``, ``model/``, ``data/``,
+``stage/``, ``evaluation/``, ``deepspeed/``). ``LLAVA_CORE_CONFIG_DIR`` points elsewhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+from hydra.core.config_store import ConfigStore
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from llava_core.config.schema import ExperimentConfig
+
+
+class ConfigError(ValueError):
+    """A bad experiment name, key or value; the message says what is allowed."""
+
+
+def config_dir() -> Path:
+    """The folder holding the Hydra presets."""
+    env = os.environ.get("LLAVA_CORE_CONFIG_DIR")
+    candidates = [Path(env)] if env else []
+    candidates += [Path(__file__).resolve().parents[2] / "config", Path.cwd() / "config"]
+    for cand in candidates:
+        if (cand / "experiment").is_dir():
+            return cand.resolve()
+    raise ConfigError(f"no preset folder found (looked in {[str(c) for c in candidates]}); "
+                      "set LLAVA_CORE_CONFIG_DIR to the repository's config/ folder")
+
+
+def available_experiments() -> list[str]:
+    """Names of the shipped experiment presets."""
+    return sorted(p.stem for p in (config_dir() / "experiment").glob("*.yaml"))
+
+
+@lru_cache(maxsize=1)
+def _register_schema() -> None:
+    ConfigStore.instance().store(name="llava_schema", node=ExperimentConfig)
+
+
+def load_experiment(name: str, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
+    """Compose preset ``name`` with Hydra ``overrides``, check it and return it resolved."""
+    known = available_experiments()
+    if name not in known:
+        raise ConfigError(f"unknown experiment {name!r}; available presets: {', '.join(known)}")
+    _register_schema()
+    try:
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            cfg = compose(config_name="llava", overrides=[f"+experiment={name}", *overrides])
+        OmegaConf.resolve(cfg)
+        missing = sorted(OmegaConf.missing_keys(cfg))
+    except (HydraException, OmegaConfBaseException) as e:
+        raise ConfigError(f"experiment {name!r} with overrides {list(overrides)}: {_one_line(e)}") from None
+    if missing:
+        raise ConfigError(f"experiment {name!r}: required keys have no value: {', '.join(missing)}")
+    from llava_core.config.validate import validate
+
+    validate(cfg)
+    OmegaConf.set_readonly(cfg, True)
+    return cfg
+
+
+def _one_line(e: BaseException) -> str:
+    """Hydra wraps the useful OmegaConf message in its cause; keep each level's first line."""
+    parts = []
+    while e is not None:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        if first and first not in parts:
+            parts.append(first)
+        e = e.__cause__
+    return ": ".join(parts)
+
+
+def to_dict(cfg: DictConfig | Any) -> Any:
+    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
+
+
+def stage_names(cfg: DictConfig) -> list[str]:
+    """Every stage of the DAG for this experiment, in order."""
+    return ["download", "filter", "pretrain", "finetune",
+            *[f"eval/{b}" for b in cfg.evaluation.benchmarks], "report"]
+
+
+def stage_config(cfg: DictConfig, stage: str) -> dict:
+    """The part of the config that decides a stage's outputs (its rerun trigger and MLflow params).
+
+    Upstream changes reach a stage through its input files, so each slice holds only what the
+    stage itself reads: changing one benchmark's settings touches only that benchmark's slice.
+    """
+    c = to_dict(cfg)
+    data = {k: v for k, v in c["data"].items() if k != "resources"}
+    if stage == "download":
+        return {"data": {k: data[k] for k in ("name", "synthetic", "base_url", "sources")}}
+    if stage == "filter":
+        return {"data": data}
+    if stage in ("pretrain", "finetune"):
+        return {"seed": c["seed"], "model": c["model"], "data": data, stage: c[stage]}
+    if stage.startswith("eval/"):
+        bench = stage.split("/", 1)[1]
+        ev = c["evaluation"]
+        return {"model": c["model"], "benchmark": bench, "settings": ev["benchmarks"][bench],
+                "batch_size": ev["batch_size"], "image_aspect_ratio": ev["image_aspect_ratio"],
+                "eval_root": data["eval_root"]}
+    if stage == "report":
+        return {"name": c["name"], "paper_row": c["paper_row"], "benchmarks": list(c["evaluation"]["benchmarks"])}
+    raise ConfigError(f"unknown stage {stage!r}; stages are {', '.join(stage_names(cfg))}")
+
+
+def stage_resources(cfg: DictConfig, stage: str) -> dict:
+    """Scheduler resources of one stage, from the experiment's config."""
+    if stage in ("download", "filter"):
+        res = cfg.data.resources
+    elif stage in ("pretrain", "finetune"):
+        res = cfg[stage].resources
+    elif stage.startswith("eval/"):
+        res = cfg.evaluation.resources
+    else:
+        return {"gpus": 0, "nodes": 1, "cpus": 1, "mem_mb": 2000, "runtime": 10}
+    return dict(to_dict(res))
+
+
+def config_hash(obj: Any) -> str:
+    """A stable digest of a JSON-able object (the rerun trigger Snakemake compares)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def plan(name: str, overrides: list[str] | tuple[str, ...] = ()) -> dict:
+    """Everything the workflow needs about an experiment: stages, their configs and resources."""
+    cfg = load_experiment(name, overrides)
+    stages = {}
+    for st in stage_names(cfg):
+        sc = stage_config(cfg, st)
+        stages[st] = {"hash": config_hash(sc), "resources": stage_resources(cfg, st)}
+    return {"experiment": name, "dataset": cfg.data.name, "synthetic": cfg.data.synthetic is not None,
+            "benchmarks": list(cfg.evaluation.benchmarks), "download_config": stage_config(cfg, "download"),
+            "stages": stages}

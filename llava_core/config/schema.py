@@ -1,0 +1,191 @@
+"""Structured configs: the schema every Hydra preset is checked against.
+
+Unknown keys and values of the wrong type fail at composition time, naming the key, before
+any job starts. Semantic checks (allowed names, batch arithmetic) live in ``validate.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from omegaconf import MISSING
+
+
+@dataclass
+class Resources:
+    """What one job of a stage asks the scheduler for."""
+
+    gpus: int = 0
+    nodes: int = 1
+    cpus: int = 2
+    mem_mb: int = 4000
+    runtime: int = 60  # minutes
+
+
+@dataclass
+class TinyLLMConfig:
+    """Shape of the built-in random Llama used by the tiny default."""
+
+    hidden_size: int = 64
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 4
+    intermediate_size: int = 128
+    vocab_size: int = 400
+
+
+@dataclass
+class TinyVisionConfig:
+    """Shape of the built-in random CLIP vision tower used by the tiny default."""
+
+    hidden_size: int = 64
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 4
+    intermediate_size: int = 128
+    patch_size: int = 8
+
+
+@dataclass
+class SyntheticConfig:
+    """The generated tiny world: data in the real LLaVA formats plus random base models."""
+
+    seed: int = 0
+    image_size: int = 32
+    n_pretrain: int = 2000
+    n_finetune: int = 3000
+    n_eval: int = 200
+    llm: TinyLLMConfig = field(default_factory=TinyLLMConfig)
+    vision: TinyVisionConfig = field(default_factory=TinyVisionConfig)
+
+
+@dataclass
+class SourceConfig:
+    """One downloadable file or archive of a dataset."""
+
+    name: str = MISSING
+    url: str = MISSING  # absolute, or relative to the dataset's base_url
+    dest: str = MISSING  # where it lands, relative to the data folder
+    sha256: Optional[str] = None
+    size: Optional[int] = None
+    unpack: str = "none"  # none | zip | tar
+    mirror: Optional[str] = None
+
+
+@dataclass
+class FilterConfig:
+    check_images: bool = True
+    dedupe: bool = True
+    workers: int = 2
+
+
+@dataclass
+class DataConfig:
+    """Where a dataset comes from and where its parts sit inside the data folder."""
+
+    name: str = MISSING
+    synthetic: Optional[SyntheticConfig] = None
+    base_url: Optional[str] = None
+    sources: list[SourceConfig] = field(default_factory=list)
+    pretrain_records: str = MISSING
+    pretrain_images: str = MISSING
+    finetune_records: str = MISSING
+    finetune_images: str = MISSING
+    eval_root: str = "eval"
+    filter: FilterConfig = field(default_factory=FilterConfig)
+    resources: Resources = field(default_factory=Resources)
+
+
+@dataclass
+class ModelConfig:
+    """Which parts LLaVA is built from and how images and text reach the LLM."""
+
+    name: str = MISSING
+    llm: str = MISSING  # hub id or folder of a Llama-family causal LM
+    vision_tower: str = MISSING  # hub id or folder of a CLIP vision model
+    projector_type: str = "mlp2x_gelu"  # mlp2x_gelu (LLaVA-1.5) | linear (LLaVA-1.0)
+    vision_feature_layer: int = -2
+    vision_feature_select_strategy: str = "default"  # default drops CLS; full keeps it
+    image_size: int = 336
+    patch_size: int = 14
+    conversation_template: str = "vicuna_v1"
+    model_max_length: int = 2048
+    torch_dtype: str = "auto"  # auto: bf16 on GPU, fp32 on CPU
+
+
+@dataclass
+class LoraSettings:
+    r: int = 128
+    alpha: int = 256
+    dropout: float = 0.05
+    bias: str = "none"
+    target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
+
+
+@dataclass
+class StageConfig:
+    """Hyperparameters of one training stage (names follow HF TrainingArguments)."""
+
+    template: str = "vicuna_v1"
+    image_aspect_ratio: str = "pad"  # square (resize + centre crop) | pad (expand to square)
+    tune: str = "full"  # projector | full | lora
+    learning_rate: float = 2e-5
+    projector_lr: Optional[float] = None
+    global_batch_size: int = 128
+    per_device_train_batch_size: int = 16
+    num_train_epochs: float = 1.0
+    max_steps: int = -1
+    warmup_ratio: float = 0.03
+    lr_scheduler_type: str = "cosine"
+    weight_decay: float = 0.0
+    max_grad_norm: float = 0.0  # 0 = no clipping, as the official zero2/zero3 configs
+    optim: str = "adamw_torch"
+    bf16: bool = True
+    tf32: bool = True
+    gradient_checkpointing: bool = True
+    deepspeed: Optional[str] = None  # a file name under config/deepspeed/
+    group_by_modality_length: bool = False
+    dataloader_num_workers: int = 4
+    logging_steps: int = 1
+    save_steps: int = 500
+    save_total_limit: int = 1
+    lora: Optional[LoraSettings] = None
+    resources: Resources = field(default_factory=Resources)
+
+
+@dataclass
+class BenchmarkSettings:
+    """Generation settings of one benchmark; None means the official default."""
+
+    max_new_tokens: Optional[int] = None
+    num_shards: int = 1
+
+
+@dataclass
+class EvaluationConfig:
+    benchmarks: dict[str, BenchmarkSettings] = field(default_factory=dict)
+    batch_size: int = 8
+    image_aspect_ratio: str = "pad"
+    resources: Resources = field(default_factory=Resources)
+
+
+@dataclass
+class TrackingConfig:
+    tracking_uri: Optional[str] = None  # None: sqlite database under the results folder
+    experiment_name: str = "llava-core"
+
+
+@dataclass
+class ExperimentConfig:
+    """One experiment: everything that decides what the pipeline computes."""
+
+    name: str = MISSING
+    paper_row: Optional[str] = None  # row of the paper's table to compare against
+    seed: int = 42
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    pretrain: StageConfig = field(default_factory=StageConfig)
+    finetune: StageConfig = field(default_factory=StageConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)

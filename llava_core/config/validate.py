@@ -1,0 +1,56 @@
+"""Checks the schema cannot express: allowed names and batch arithmetic."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+TEMPLATES = ("plain", "vicuna_v1", "llava_v0")
+ASPECTS = ("square", "pad")
+TUNES = ("projector", "full", "lora")
+PROJECTORS = ("mlp2x_gelu", "linear")
+UNPACK = ("none", "zip", "tar")
+
+
+def _check(value, allowed, key: str) -> None:
+    if value not in allowed:
+        from llava_core.config.compose import ConfigError
+
+        raise ConfigError(f"{key}={value!r} is not allowed; choose one of: {', '.join(map(str, allowed))}")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise ConfigError naming the key and the allowed values for anything out of range."""
+    from llava_core.config.compose import ConfigError
+    from llava_core.evaluate.benchmarks import BENCHMARKS
+
+    _check(cfg.model.projector_type, PROJECTORS, "model.projector_type")
+    _check(cfg.model.conversation_template, TEMPLATES, "model.conversation_template")
+    _check(cfg.model.vision_feature_select_strategy, ("default", "full"), "model.vision_feature_select_strategy")
+    _check(cfg.evaluation.image_aspect_ratio, ASPECTS, "evaluation.image_aspect_ratio")
+    for stage in ("pretrain", "finetune"):
+        st = cfg[stage]
+        _check(st.template, TEMPLATES, f"{stage}.template")
+        _check(st.image_aspect_ratio, ASPECTS, f"{stage}.image_aspect_ratio")
+        _check(st.tune, TUNES, f"{stage}.tune")
+        if st.tune == "lora" and st.lora is None:
+            raise ConfigError(f"{stage}.tune=lora needs {stage}.lora settings (r, alpha, dropout, target_modules)")
+        if st.global_batch_size <= 0 or st.per_device_train_batch_size <= 0:
+            raise ConfigError(f"{stage}: batch sizes must be positive")
+        per_step = st.per_device_train_batch_size * max(1, st.resources.gpus) * st.resources.nodes
+        if st.global_batch_size % per_step:
+            raise ConfigError(
+                f"{stage}.global_batch_size={st.global_batch_size} is not a multiple of "
+                f"per_device_train_batch_size x GPUs = {per_step}; change one so the global batch is kept")
+        if st.deepspeed is not None:
+            from llava_core.config.compose import config_dir
+
+            if not (config_dir() / "deepspeed" / st.deepspeed).is_file():
+                raise ConfigError(f"{stage}.deepspeed={st.deepspeed!r}: no such file in config/deepspeed/")
+    if not cfg.evaluation.benchmarks:
+        raise ConfigError("evaluation.benchmarks is empty; list at least one of: " + ", ".join(BENCHMARKS))
+    for bench, settings in cfg.evaluation.benchmarks.items():
+        _check(bench, tuple(BENCHMARKS), "evaluation.benchmarks key")
+        if settings.num_shards < 1:
+            raise ConfigError(f"evaluation.benchmarks.{bench}.num_shards must be >= 1")
+    for i, src in enumerate(cfg.data.sources):
+        _check(src.unpack, UNPACK, f"data.sources[{i}].unpack")

@@ -1,0 +1,73 @@
+"""Training samples from LLaVA records: render, tokenise with label masks, load the image.
+
+Work happens lazily per sample (as upstream's ``lazy_preprocess``), so a 665K-record set costs
+nothing to open. Text-only records produce no image tokens and no pixels, so they can share a
+batch with image records.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from llava_core.data.conversation import render
+from llava_core.data.images import process_image
+from llava_core.data.tokenize import IGNORE_INDEX, encode
+
+
+class SupervisedDataset(torch.utils.data.Dataset):
+    """LLaVA records -> ``{"input_ids", "labels", "pixel_values", "truncated"}``."""
+
+    def __init__(self, records: list[dict], image_root: str | Path, *, template: str, aspect: str,
+                 tokenizer, image_processor, num_image_tokens: int, max_length: int):
+        self.records, self.image_root = records, Path(image_root)
+        self.template, self.aspect = template, aspect
+        self.tokenizer, self.image_processor = tokenizer, image_processor
+        self.num_image_tokens, self.max_length = num_image_tokens, max_length
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int) -> dict:
+        rec = self.records[i]
+        has_image = "image" in rec
+        enc = encode(render(self.template, rec["conversations"], has_image=has_image), self.tokenizer,
+                     max_length=self.max_length, num_image_tokens=self.num_image_tokens)
+        pixels = None
+        if has_image:
+            with Image.open(self.image_root / rec["image"]) as img:
+                pixels = process_image(img.convert("RGB"), self.image_processor, self.aspect)
+        return {"input_ids": torch.tensor(enc.input_ids), "labels": torch.tensor(enc.labels),
+                "pixel_values": pixels, "truncated": enc.truncated}
+
+    def modality_lengths(self) -> list[int]:
+        """Word counts, positive for image records and negative for text-only ones (upstream's rule)."""
+        out = []
+        for rec in self.records:
+            n = sum(len(t["value"].split()) for t in rec["conversations"])
+            out.append(n if "image" in rec else -n)
+        return out
+
+
+class Collator:
+    """Right-pad a list of samples into a batch; count truncated samples."""
+
+    def __init__(self, pad_token_id: int):
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, samples: list[dict]) -> dict:
+        ids = torch.nn.utils.rnn.pad_sequence([s["input_ids"] for s in samples], batch_first=True,
+                                              padding_value=self.pad_token_id)
+        labels = torch.nn.utils.rnn.pad_sequence([s["labels"] for s in samples], batch_first=True,
+                                                 padding_value=IGNORE_INDEX)
+        mask = torch.zeros_like(ids, dtype=torch.long)
+        for row, s in enumerate(samples):
+            mask[row, : len(s["input_ids"])] = 1
+        batch = {"input_ids": ids, "labels": labels, "attention_mask": mask,
+                 "num_truncated": torch.tensor(sum(bool(s["truncated"]) for s in samples))}
+        pixels = [s["pixel_values"] for s in samples if s["pixel_values"] is not None]
+        if pixels:
+            batch["pixel_values"] = torch.stack(pixels)
+        return batch

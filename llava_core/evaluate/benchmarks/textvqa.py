@@ -1,0 +1,94 @@
+"""TextVQA val v0.5.1 with Rosetta OCR tokens in the prompt, scored as ``llava/eval/eval_textvqa.py``
+(m4c ``TextVQAAccuracyEvaluator``: EvalAI normalisation and leave-one-out soft accuracy)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from llava_core.evaluate.benchmarks.answer_processing import vqa_accuracy
+from llava_core.evaluate.benchmarks.base import (
+    SHORT_MAX_NEW_TOKENS,
+    Benchmark,
+    EvalQuestion,
+    extra_answer_count,
+    image_path,
+    read_question_file,
+    require_file,
+    result,
+)
+from llava_core.io import FormatError, read_json
+
+QUESTION_FILE = "llava_textvqa_val_v051_ocr.jsonl"
+ANNOTATION_FILE = "TextVQA_0.5.1_val.json"
+IMAGE_DIR = "train_images"
+_OCR_FIRST = re.compile(r"Question: (.*?) Short answer:", re.DOTALL)
+
+
+def question_from_prompt(prompt: str) -> str | None:
+    """The question inside a prompt, lowercased (``prompt_processor`` of ``eval_textvqa.py``);
+    ``None`` for a layout upstream rejects."""
+    lines = prompt.split("\n")
+    if prompt.startswith("OCR tokens: "):
+        match = _OCR_FIRST.search(prompt)
+        question = match.group(1) if match else None
+    elif "Reference OCR token: " in prompt and len(lines) == 3:
+        question = lines[1] if prompt.startswith("Reference OCR token:") else lines[0]
+    elif len(lines) == 2:
+        question = lines[0]
+    else:
+        question = None
+    return None if question is None else question.lower()
+
+
+class TextVQA(Benchmark):
+    name = "textvqa"
+    title = "TextVQA"
+    paper_column = "TextVQA"
+    folder = "textvqa"
+
+    def load_questions(self, eval_root: Path) -> list[EvalQuestion]:
+        root = self.root(eval_root)
+        rows = read_question_file(root / QUESTION_FILE, "TextVQA question file",
+                                  "llava_textvqa_val_v051_ocr.jsonl (prompts with OCR tokens) from eval.zip")
+        return [EvalQuestion(r["question_id"], r["text"], image_path(root / IMAGE_DIR, r.get("image")),
+                             SHORT_MAX_NEW_TOKENS, {}) for r in rows]
+
+    def _annotations(self, eval_root: Path) -> dict[tuple[str, str], list[str]]:
+        path = require_file(self.root(eval_root) / ANNOTATION_FILE, "TextVQA annotation file",
+                            "TextVQA_0.5.1_val.json from textvqa.org ({'data': [{image_id, question, answers}]})")
+        data = read_json(path)
+        if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+            raise FormatError(path, None, "expected {'data': [...]} (the official TextVQA annotation format)")
+        out = {}
+        for i, ann in enumerate(data["data"]):
+            if not all(k in ann for k in ("image_id", "question", "answers")):
+                raise FormatError(path, None, f"data[{i}]: needs 'image_id', 'question' and 'answers'")
+            out[(str(ann["image_id"]), ann["question"].lower())] = ann["answers"]
+        return out
+
+    def score(self, eval_root: Path, answers: list[dict], out_dir: Path | None = None,
+              reviews: list[Path] | None = None) -> dict:
+        root = self.root(eval_root)
+        questions = read_question_file(root / QUESTION_FILE, "TextVQA question file")
+        by_id = self.match_answers(questions, answers)
+        annotations = self._annotations(eval_root)
+        ann_path = root / ANNOTATION_FILE
+
+        total = 0.0
+        for q in questions:
+            question = question_from_prompt(q["text"])
+            if question is None:
+                raise FormatError(root / QUESTION_FILE, None, f"question {q['question_id']!r}: prompt layout "
+                                  "not understood by eval_textvqa.py", "question, OCR line, suffix line")
+            gts = annotations.get((str(q["question_id"]), question))
+            if gts is None:
+                raise FormatError(ann_path, None, f"no annotation for image_id={q['question_id']!r} "
+                                  f"question={question!r}")
+            if len(gts) != 10:
+                raise FormatError(ann_path, None, f"image_id={q['question_id']!r}: {len(gts)} answers, "
+                                  "the evaluator expects 10")
+            total += vqa_accuracy(by_id[str(q["question_id"])]["text"], gts)
+        accuracy = total / len(questions) * 100.0
+        return result(accuracy, {"accuracy": accuracy},
+                      {"total": len(questions), "extra_answers": extra_answer_count(questions, answers)})

@@ -1,0 +1,191 @@
+"""Build transformers' ``LlavaForConditionalGeneration`` from a CLIP tower and a Llama-family LLM.
+
+The LLM and vision tower are loaded once and placed into a LLaVA shell built on the meta device,
+so no weights are copied; only the projector is freshly initialised (default ``nn.Linear``
+init, as upstream). Projector weights move between stages in the original ``mm_projector.bin``
+layout.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    CLIPImageProcessor,
+    CLIPVisionModel,
+    LlavaConfig,
+    LlavaForConditionalGeneration,
+)
+
+log = logging.getLogger(__name__)
+
+IMAGE_TOKEN = "<image>"
+
+
+@dataclass
+class LlavaParts:
+    model: LlavaForConditionalGeneration
+    tokenizer: object
+    image_processor: object
+
+    @property
+    def num_image_tokens(self) -> int:
+        return int(self.model.config.image_seq_length)
+
+
+def resolve_path(name: str, data_dir: str | Path | None) -> str:
+    """Expand the ``{data}`` placeholder used by presets whose parts live in the data folder."""
+    if "{data}" in name:
+        if data_dir is None:
+            raise ValueError(f"{name!r} refers to the data folder; pass --data-dir")
+        return name.replace("{data}", str(data_dir))
+    return name
+
+
+def prepare_tokenizer(tokenizer):
+    """Make sure ``<image>`` is one atomic token and a pad token exists (unk, as upstream)."""
+    if IMAGE_TOKEN not in tokenizer.get_vocab():
+        tokenizer.add_special_tokens({"extra_special_tokens": [IMAGE_TOKEN]})
+    if tokenizer.pad_token is None:
+        if tokenizer.unk_token is not None:
+            tokenizer.pad_token = tokenizer.unk_token
+        else:
+            tokenizer.add_special_tokens({"pad_token": "<pad>"})
+    return tokenizer
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    if name == "auto":
+        return torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    return {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16,
+            "float16": torch.float16, "fp32": torch.float32, "float32": torch.float32}[name]
+
+
+def num_image_tokens(model_cfg) -> int:
+    n = (model_cfg.image_size // model_cfg.patch_size) ** 2
+    return n + (1 if model_cfg.vision_feature_select_strategy == "full" else 0)
+
+
+def build_llava(model_cfg, data_dir: str | Path | None = None) -> LlavaParts:
+    """LLaVA from the config's LLM and vision tower, with a fresh projector."""
+    llm_path = resolve_path(model_cfg.llm, data_dir)
+    vision_path = resolve_path(model_cfg.vision_tower, data_dir)
+    dtype = torch_dtype(model_cfg.torch_dtype)
+    tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(llm_path, use_fast=True))
+    tokenizer.model_max_length = model_cfg.model_max_length
+    image_processor = CLIPImageProcessor.from_pretrained(vision_path)
+    llm = AutoModelForCausalLM.from_pretrained(llm_path, dtype=dtype)
+    vision = CLIPVisionModel.from_pretrained(vision_path, dtype=dtype)
+    if len(tokenizer) > llm.get_input_embeddings().weight.shape[0]:
+        llm.resize_token_embeddings(len(tokenizer))
+
+    config = LlavaConfig(
+        vision_config=vision.config, text_config=llm.config,
+        image_token_index=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
+        projector_hidden_act="gelu", vision_feature_layer=model_cfg.vision_feature_layer,
+        vision_feature_select_strategy=model_cfg.vision_feature_select_strategy,
+        image_seq_length=num_image_tokens(model_cfg), multimodal_projector_bias=True,
+    )
+    config.pad_token_id = tokenizer.pad_token_id
+    with torch.device("meta"):
+        model = LlavaForConditionalGeneration(config)
+    model.model.vision_tower = vision
+    model.model.language_model = llm.model
+    model.lm_head = llm.lm_head
+    model.model.multi_modal_projector = _fresh_projector(model, model_cfg.projector_type, dtype)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.bos_token_id = tokenizer.bos_token_id
+    model.config.projector_type = model_cfg.projector_type
+    model.vision_tower_frozen()  # type: ignore[attr-defined]
+    return LlavaParts(model, tokenizer, image_processor)
+
+
+def _fresh_projector(model: LlavaForConditionalGeneration, projector_type: str, dtype: torch.dtype) -> nn.Module:
+    from transformers.models.llava.modeling_llava import LlavaMultiModalProjector
+
+    if projector_type != "mlp2x_gelu":
+        raise NotImplementedError(f"projector_type={projector_type!r} is not supported yet (mlp2x_gelu is)")
+    return LlavaMultiModalProjector(model.config).to(dtype)
+
+
+def _freeze_vision(self: LlavaForConditionalGeneration) -> None:
+    self.model.vision_tower.requires_grad_(False)
+
+
+LlavaForConditionalGeneration.vision_tower_frozen = _freeze_vision  # type: ignore[attr-defined]
+
+
+def set_trainable(model: LlavaForConditionalGeneration, tune: str) -> dict[str, int]:
+    """Freeze per the recipe (vision tower always frozen) and return parameter counts."""
+    model.requires_grad_(False)
+    model.model.multi_modal_projector.requires_grad_(True)
+    if tune == "full":
+        model.model.language_model.requires_grad_(True)
+        model.lm_head.requires_grad_(True)
+    elif tune not in ("projector", "lora"):
+        raise ValueError(f"tune={tune!r}: expected projector, full or lora")
+    return parameter_counts(model)
+
+
+def parameter_counts(model: nn.Module) -> dict[str, int]:
+    """Trainable and total parameter counts, overall and per LLaVA part."""
+    counts = {"params/total": 0, "params/trainable": 0}
+    parts = {"vision_tower": "model.vision_tower.", "projector": "model.multi_modal_projector.",
+             "language_model": "model.language_model.", "lm_head": "lm_head."}
+    for name, p in model.named_parameters():
+        n = p.numel()
+        counts["params/total"] += n
+        if p.requires_grad:
+            counts["params/trainable"] += n
+        for part, prefix in parts.items():
+            if prefix in name:
+                key = f"params/{part}/trainable" if p.requires_grad else f"params/{part}/frozen"
+                counts[key] = counts.get(key, 0) + n
+    return counts
+
+
+# ----------------------------------------------------------------------------- projector files
+
+_ORIGINAL_TO_HF = {"model.mm_projector.0": "linear_1", "model.mm_projector.2": "linear_2"}
+
+
+def save_projector(model: LlavaForConditionalGeneration, path: Path) -> None:
+    """Write the projector as the original ``mm_projector.bin`` (keys ``model.mm_projector.{0,2}.*``)."""
+    from llava_core.io import atomic_write
+
+    state = model.model.multi_modal_projector.state_dict()
+    hf_to_orig = {v: k for k, v in _ORIGINAL_TO_HF.items()}
+    out = {}
+    for key, tensor in state.items():
+        layer, param = key.split(".", 1)
+        out[f"{hf_to_orig[layer]}.{param}"] = tensor.detach().cpu().clone()
+    with atomic_write(path, "wb") as fh:
+        torch.save(out, fh)
+
+
+def load_projector(model: LlavaForConditionalGeneration, path: Path) -> None:
+    """Load an original-layout ``mm_projector.bin`` into the transformers projector."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    mapped = {}
+    for key, tensor in state.items():
+        prefix, param = key.rsplit(".", 1)
+        if prefix not in _ORIGINAL_TO_HF:
+            raise ValueError(f"{path}: unexpected key {key!r}; expected model.mm_projector.{{0,2}}.{{weight,bias}}")
+        mapped[f"{_ORIGINAL_TO_HF[prefix]}.{param}"] = tensor
+    proj = model.model.multi_modal_projector
+    proj.load_state_dict({k: v.to(proj.linear_1.weight.dtype) for k, v in mapped.items()})
+
+
+def load_trained(model_dir: str | Path, dtype: str = "auto") -> LlavaParts:
+    """Load a stage-2 checkpoint written by :func:`save_pretrained` (transformers layout)."""
+    model = LlavaForConditionalGeneration.from_pretrained(model_dir, dtype=torch_dtype(dtype))
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    image_processor = CLIPImageProcessor.from_pretrained(model_dir)
+    return LlavaParts(model, tokenizer, image_processor)

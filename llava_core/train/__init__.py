@@ -1,0 +1,1 @@
+"""The stage runner on the HF Trainer, its arguments, sampler and callbacks."""
