@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -124,11 +125,25 @@ def cmd_synthesize(args) -> int:
     world = out / "world"
     summary = generate_world(world, seed=syn.seed, image_size=syn.image_size, n_pretrain=syn.n_pretrain,
                              n_finetune=syn.n_finetune, n_eval=syn.n_eval)
-    build_tiny_parts(world / "models", summary["corpus"], syn, seed=syn.seed)
+    build_tiny_parts(world / "models", _tokenizer_corpus(world, summary["corpus"]), syn, seed=syn.seed)
     sources = package_mirror(world, out, parts=("pretrain", "finetune", "eval", "models"))
+    shutil.rmtree(world)  # the archives are the product; the unpacked copy would double the disk use
     log.info("tiny world: %s", json.dumps(summary["counts"]))
     print(json.dumps({"mirror": str(out), "sources": sources}, indent=2))
     return 0
+
+
+def _tokenizer_corpus(world: Path, distinct: list[str]) -> list[str]:
+    """Texts with their real frequencies (BPE merges follow counts), plus each distinct text once."""
+    from llava_core.data.conversation import render
+    from llava_core.data.formats import read_llava_records
+
+    texts = list(distinct)
+    for rec in read_llava_records(world / "finetune" / "llava_v1_5_mix665k.json"):
+        texts.append(render("vicuna_v1", rec["conversations"], has_image="image" in rec).text.replace("<image>", ""))
+    for rec in read_llava_records(world / "pretrain" / "blip_laion_cc_sbu_558k.json"):
+        texts.append(rec["conversations"][1]["value"])
+    return texts
 
 
 def cmd_download(args) -> int:

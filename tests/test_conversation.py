@@ -45,8 +45,8 @@ def test_vicuna_v1_multi_turn_exact():
                       "USER: What colour is it? ASSISTANT: Black</s>")
     # each answer plus its </s>, starting at the space after "ASSISTANT:"
     assert spans_text(r) == [" A cat.</s>", " Black</s>"]
-    assert render("v1", conv("<image>\nq", "a"), has_image=True) == render("vicuna_v1", conv("<image>\nq", "a"),
-                                                                         has_image=True)
+    turns = conv("<image>\nq", "a")
+    assert render("v1", turns, has_image=True) == render("vicuna_v1", turns, has_image=True)
 
 
 def test_vicuna_v1_text_only():

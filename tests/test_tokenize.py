@@ -44,8 +44,8 @@ def byte_level_bpe() -> PreTrainedTokenizerFast:
 
 def sentencepiece_bpe() -> PreTrainedTokenizerFast:
     """Llama style: ``▁`` metaspace, byte fallback, digits split off (`` 2`` -> ``▁``, ``2``)."""
-    pre = pre_tokenizers.Sequence([pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=True),
-                                   pre_tokenizers.Digits(individual_digits=True)])
+    metaspace = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=True)
+    pre = pre_tokenizers.Sequence([metaspace, pre_tokenizers.Digits(individual_digits=True)])
     trained = Tokenizer(models.BPE(unk_token="<unk>"))
     trained.pre_tokenizer = pre
     trained.train_from_iterator(CORPUS, trainers.BpeTrainer(vocab_size=400, special_tokens=SPECIALS))
@@ -88,10 +88,11 @@ def conv(*values: str) -> list[dict]:
 
 # --- hypothesis: random multi-turn conversations --------------------------------------------------
 
-ALPHABET = string.ascii_letters + string.digits + string.punctuation.replace("<", "").replace(">", "") + UNICODE
+PUNCT = string.punctuation.replace("<", "").replace(">", "")  # no accidental "<s>" / "</s>"
+ALPHABET = string.ascii_letters + string.digits + PUNCT + UNICODE
 ANY_CHAR = st.characters(exclude_categories=("Cs",), exclude_characters="<>▁")  # unseen: byte fallback
-word = st.one_of(st.text(alphabet=ALPHABET, min_size=1, max_size=8), st.text(ANY_CHAR, min_size=1, max_size=4),
-                 st.integers(-999, 10**6).map(str))
+word = st.one_of(st.text(alphabet=ALPHABET, min_size=1, max_size=8),
+                 st.text(ANY_CHAR, min_size=1, max_size=4), st.integers(-999, 10**6).map(str))
 sep = st.sampled_from([" ", " ", " ", "\n", "  ", ", "])
 
 
@@ -119,7 +120,7 @@ def check_common(tok, enc, has_image: bool, k: int) -> None:
     assert enc.input_ids.count(image_id) == (k if has_image else 0)
     assert not enc.truncated
     assert enc.input_ids[0] == tok.bos_token_id and enc.labels[0] == IGNORE_INDEX
-    for tid, label in zip(enc.input_ids, enc.labels):
+    for tid, label in zip(enc.input_ids, enc.labels, strict=True):
         assert label in (IGNORE_INDEX, tid)
         if tid in (image_id, tok.bos_token_id):
             assert label == IGNORE_INDEX
@@ -174,7 +175,8 @@ def test_space_before_answer_is_supervised(name):
     tok = TOKENIZERS[name]
     enc = encode(render("vicuna_v1", conv("<image>\nHow many?", "2"), has_image=True), tok,
                  max_length=4096, num_image_tokens=4)
-    sup = [tok.convert_ids_to_tokens(i) for i, label in zip(enc.input_ids, enc.labels) if label != IGNORE_INDEX]
+    pairs = zip(enc.input_ids, enc.labels, strict=True)
+    sup = [tok.convert_ids_to_tokens(i) for i, label in pairs if label != IGNORE_INDEX]
     # Llama-style tokenizers write " 2" as a lone "▁" then "2": upstream supervises the "▁" too.
     assert sup == (["▁", "2", "</s>"] if name == "sentencepiece_bpe" else ["Ġ2", "</s>"])
 
@@ -182,7 +184,8 @@ def test_space_before_answer_is_supervised(name):
 def long_conversation(n_rounds: int = 12) -> list[dict]:
     values = []
     for i in range(n_rounds):
-        values += [f"Question number {i}: what is in the picture?", f"The answer number {i} is a cat on a mat."]
+        values += [f"Question number {i}: what is in the picture?",
+                   f"The answer number {i} is a cat on a mat."]
     values[0] = "<image>\n" + values[0]
     return conv(*values)
 

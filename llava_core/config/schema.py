@@ -31,7 +31,7 @@ class TinyLLMConfig:
     num_hidden_layers: int = 2
     num_attention_heads: int = 4
     intermediate_size: int = 128
-    vocab_size: int = 400
+    vocab_size: int = 1000
 
 
 @dataclass

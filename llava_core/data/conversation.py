@@ -115,7 +115,8 @@ def _prepare_turns(conversations: list[dict], has_image: bool) -> list[tuple[int
     turns: list[tuple[int, str]] = []
     for i, turn in enumerate(conversations):
         expected = ("human", "gpt")[i % 2]
-        if not isinstance(turn, dict) or turn.get("from") != expected or not isinstance(turn.get("value"), str):
+        ok = isinstance(turn, dict) and turn.get("from") == expected and isinstance(turn.get("value"), str)
+        if not ok:
             raise ValueError(f"turn {i}: expected {{'from': {expected!r}, 'value': str}}, got {turn!r}")
         turns.append((i % 2, turn["value"]))
     if not turns:

@@ -106,7 +106,7 @@ class Scene:
     @property
     def size_word(self) -> str:
         """``"large"`` or ``"medium-sized"``."""
-        return "large" if self.size >= 0.55 else "medium-sized"
+        return "large" if self.size >= 0.75 else "medium-sized"
 
 
 def _streams(seed: int, name: str) -> tuple[random.Random, np.random.Generator]:
@@ -120,7 +120,7 @@ def sample_scene(rng: random.Random, color: str | None = None, shape: str | None
     shape = shape or rng.choice(SHAPES)
     color = color or rng.choice(list(COLORS))
     background = rng.choice(list(BACKGROUNDS))
-    size = rng.uniform(0.4, 0.7)
+    size = rng.uniform(0.6, 0.9)  # large shapes: a frozen random vision tower must still see them
     cx, cy = rng.uniform(size / 2, 1 - size / 2), rng.uniform(size / 2, 1 - size / 2)
     return Scene(shape, color, background, round(cx, 4), round(cy, 4), round(size, 4))
 
@@ -137,7 +137,7 @@ def render(scene: Scene, image_size: int, nrng: np.random.Generator) -> np.ndarr
     elif scene.shape == "triangle":  # apex up, base at the bottom
         mask = (np.abs(dy) <= r) & (np.abs(dx) <= (dy + r) / 2)
     elif scene.shape == "cross":
-        arm = r / 3
+        arm = r / 2
         mask = ((np.abs(dx) <= arm) & (np.abs(dy) <= r)) | ((np.abs(dy) <= arm) & (np.abs(dx) <= r))
     else:
         raise ValueError(f"unknown shape {scene.shape!r}")

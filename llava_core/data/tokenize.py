@@ -102,7 +102,7 @@ def encode(rendered: Rendered, tokenizer: Any, *, max_length: int, num_image_tok
     input_ids: list[int] = []
     labels: list[int] = []
     image_end = 0
-    for tid, sup in zip(ids, mask):
+    for tid, sup in zip(ids, mask, strict=True):
         if tid == image_id:
             input_ids.extend([tid] * num_image_tokens)
             labels.extend([IGNORE_INDEX] * num_image_tokens)

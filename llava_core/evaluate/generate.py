@@ -54,8 +54,9 @@ def generate_answers(parts, questions: list[EvalQuestion], *, template: str, asp
                 with Image.open(questions[i].image) as img:
                     pixels.append(process_image(img.convert("RGB"), parts.image_processor, aspect))
         limit = max_new_tokens or max(questions[i].default_max_new_tokens for i in idx)
-        out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
-                             pixel_values=torch.stack(pixels).to(device, dtype) if pixels else None,
+        # transformers 5 runs the vision encoder whenever the key is present, even for None.
+        extra = {"pixel_values": torch.stack(pixels).to(device, dtype)} if pixels else {}
+        out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), **extra,
                              max_new_tokens=limit, do_sample=False, num_beams=1,
                              pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
         texts = tok.batch_decode(out[:, width:], skip_special_tokens=True)

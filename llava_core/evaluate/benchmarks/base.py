@@ -76,6 +76,26 @@ class Benchmark(ABC):
                                   "rows follow the official answer-jsonl format")
         return check_coverage(questions, answers, self.answers_label())
 
+    def match_answers_per_row(self, questions: list[dict], answers: list[dict]) -> list[dict]:
+        """One answer per question row, for files whose question ids repeat (MME: two questions per
+        image; TextVQA: id = image id). Rows sharing an id are told apart by ``prompt`` (the official
+        scripts write the question text there), falling back to their order."""
+        self.match_answers(questions, answers)  # validates the rows and the coverage of ids
+        queues: dict[str, list[dict]] = {}
+        for a in answers:
+            queues.setdefault(str(a["question_id"]), []).append(a)
+        out = []
+        for q in questions:
+            queue = queues[str(q["question_id"])]
+            if not queue:
+                n = sum(str(x["question_id"]) == str(q["question_id"]) for x in questions)
+                raise FormatError(self.answers_label(), None, f"question id {q['question_id']!r} appears {n} "
+                                  "times in the question file but has fewer answers",
+                                  "rerun generation or pass the complete answers file")
+            idx = next((i for i, a in enumerate(queue) if a.get("prompt") == q["text"]), 0)
+            out.append(queue.pop(idx))
+        return out
+
 
 def require_file(path: Path, what: str, hint: str = "") -> Path:
     """Return ``path`` if it is a file; otherwise raise :class:`FormatError` saying what is expected."""
@@ -120,3 +140,11 @@ def extra_answer_count(questions: list[dict], answers: list[dict]) -> int:
     """How many answer rows have a question_id that is not among ``questions``."""
     ids = {str(q["question_id"]) for q in questions}
     return sum(1 for a in answers if str(a["question_id"]) not in ids)
+
+
+class ReviewsRequired(ValueError):
+    """A GPT-judged benchmark was scored without judge output (review / grade files)."""
+
+    def __init__(self, benchmark: str, what: str):
+        super().__init__(f"{benchmark} is scored by a GPT-4 judge: run the judge first, or pass its {what} "
+                         "with --reviews (a list of paths, one per judge run)")

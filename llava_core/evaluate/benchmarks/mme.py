@@ -94,12 +94,12 @@ class MME(Benchmark):
               reviews: list[Path] | None = None) -> dict:
         root = self.root(eval_root)
         questions = read_question_file(root / QUESTION_FILE, "MME question file")
-        by_id = self.match_answers_in_order(questions, answers)
+        by_row = self.match_answers_per_row(questions, answers)
         categories = [c for c in dict.fromkeys(split_question_id(str(q["question_id"]))[0] for q in questions)]
         gt = self.ground_truth(eval_root, set(categories))
 
         lines: dict[str, list[tuple[str, str, str, str]]] = {c: [] for c in categories}
-        for q, ans in zip(questions, by_id, strict=True):
+        for q, ans in zip(questions, by_row, strict=True):
             category, file = split_question_id(str(q["question_id"]))
             keys = official_question(q["text"])
             key = next((k for k in keys if (category, file, k) in gt), None)
@@ -151,21 +151,3 @@ class MME(Benchmark):
                     for file, question, gt_ans, pred in rows:
                         fh.write("\t".join((file, question, gt_ans, pred)) + "\n")
         return result(metrics["perception"], metrics, breakdown, upload)
-
-    def match_answers_in_order(self, questions: list[dict], answers: list[dict]) -> list[dict]:
-        """One answer per question line. MME question ids repeat (two questions per image), so rows
-        with the same id are matched in order of appearance."""
-        self.match_answers(questions, answers)  # validates rows and coverage of ids
-        queues: dict[str, list[dict]] = {}
-        for a in answers:
-            queues.setdefault(str(a["question_id"]), []).append(a)
-        out = []
-        for q in questions:
-            queue = queues[str(q["question_id"])]
-            # prefer the answer whose prompt is this question's text; else the next one in order
-            idx = next((i for i, a in enumerate(queue) if a.get("prompt") == q["text"]), 0)
-            if not queue:
-                raise FormatError(self.answers_label(), None, f"fewer answers than questions for id "
-                                  f"{q['question_id']!r}", "each MME image has two questions")
-            out.append(queue.pop(idx))
-        return out

@@ -71,12 +71,12 @@ class TextVQA(Benchmark):
               reviews: list[Path] | None = None) -> dict:
         root = self.root(eval_root)
         questions = read_question_file(root / QUESTION_FILE, "TextVQA question file")
-        by_id = self.match_answers(questions, answers)
+        by_row = self.match_answers_per_row(questions, answers)
         annotations = self._annotations(eval_root)
         ann_path = root / ANNOTATION_FILE
 
         total = 0.0
-        for q in questions:
+        for q, ans in zip(questions, by_row, strict=True):
             question = question_from_prompt(q["text"])
             if question is None:
                 raise FormatError(root / QUESTION_FILE, None, f"question {q['question_id']!r}: prompt layout "
@@ -88,7 +88,7 @@ class TextVQA(Benchmark):
             if len(gts) != 10:
                 raise FormatError(ann_path, None, f"image_id={q['question_id']!r}: {len(gts)} answers, "
                                   "the evaluator expects 10")
-            total += vqa_accuracy(by_id[str(q["question_id"])]["text"], gts)
+            total += vqa_accuracy(ans["text"], gts)
         accuracy = total / len(questions) * 100.0
         return result(accuracy, {"accuracy": accuracy},
                       {"total": len(questions), "extra_answers": extra_answer_count(questions, answers)})
