@@ -1,0 +1,24 @@
+# LLaVA-1.5, reproduced end to end. The DAG, per experiment in config/config.yaml:
+#   synthesize (tiny only) -> download -> filter -> pretrain -> finetune -> evaluate (per benchmark)
+#   -> report, and one summary across experiments.
+# Every rule calls the `llava-core` CLI; hyperparameters live in the Hydra presets under config/.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        summary=f"{RESULTS}/report.md",
+        reports=expand(f"{RESULTS}/{{experiment}}/report.md", experiment=EXPERIMENTS),
+    default_target: True

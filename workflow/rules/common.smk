@@ -1,0 +1,116 @@
+# Shared state of the workflow: the experiments, their plans (from `llava-core plan`), the
+# rerun triggers (a digest of each stage's resolved config and of the code it runs) and the
+# resources each job asks for.
+import hashlib
+import json
+import re
+import shlex
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+
+validate(config, "../schemas/config.schema.yaml")
+
+ROOT = Path(workflow.main_snakefile).resolve().parent
+RESULTS = config["results"].rstrip("/")
+LLAVA = config["llava_core"]
+
+
+def _as_list(value, split):
+    if isinstance(value, str):
+        return [v for v in split(value) if v]
+    return list(value or [])
+
+
+EXPERIMENTS = _as_list(config["experiments"], lambda s: [x.strip() for x in s.split(",")])
+OVERRIDES = _as_list(config.get("overrides", []), shlex.split)
+# Passed to every llava-core call; a global (not a param) so it is no rerun trigger by itself:
+# each stage reruns only if its own resolved config changes.
+OVR = " ".join(f"-o {shlex.quote(o)}" for o in OVERRIDES)
+
+
+def _plan(experiment):
+    cmd = [*shlex.split(LLAVA), "plan", experiment, *[a for o in OVERRIDES for a in ("-o", o)]]
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    except FileNotFoundError:
+        raise WorkflowError(f"cannot run {cmd[0]!r}: install the package (pip install -e .) "
+                            "or set llava_core in config/config.yaml")
+    if res.returncode:
+        lines = [l for l in res.stderr.strip().splitlines() if l.strip()]
+        raise WorkflowError(lines[-1] if lines else f"{' '.join(cmd)} failed ({res.returncode})")
+    return json.loads(res.stdout)
+
+
+with ThreadPoolExecutor(max_workers=4) as _pool:
+    PLANS = dict(zip(EXPERIMENTS, _pool.map(_plan, EXPERIMENTS)))
+
+# Experiments sharing a dataset name share its download and filter jobs, so they must agree
+# on how the dataset is defined.
+DATASETS = {}
+for _exp, _p in PLANS.items():
+    _first = DATASETS.setdefault(_p["dataset"], _exp)
+    if PLANS[_first]["download_config"] != _p["download_config"]:
+        raise WorkflowError(f"experiments {_first!r} and {_exp!r} define dataset {_p['dataset']!r} "
+                            "differently; give one of them another data.name")
+
+
+wildcard_constraints:
+    experiment="|".join(re.escape(e) for e in EXPERIMENTS),
+    dataset="|".join(re.escape(d) for d in DATASETS),
+
+
+def dataset_of(experiment):
+    return PLANS[experiment]["dataset"]
+
+
+def data_experiment(dataset):
+    """The experiment whose config the dataset's jobs compose (all agree, see above)."""
+    return DATASETS[dataset]
+
+
+def benchmarks_of(experiment):
+    return PLANS[experiment]["benchmarks"]
+
+
+def stage_hash(experiment, stage):
+    return PLANS[experiment]["stages"][stage]["hash"]
+
+
+def resource(experiment, stage, key):
+    return PLANS[experiment]["stages"][stage]["resources"][key]
+
+
+# Code each stage runs: editing it reruns that stage (and, through its outputs, what follows).
+# Content digests, not mtimes, so a fresh checkout reruns nothing.
+CODE = {
+    "data": ["llava_core/prepare", "llava_core/data/synthetic.py", "llava_core/data/formats.py",
+             "llava_core/model/tiny.py", "llava_core/io.py"],
+    "train": ["llava_core/train", "llava_core/model/build.py", "llava_core/data/conversation.py",
+              "llava_core/data/tokenize.py", "llava_core/data/images.py", "llava_core/data/dataset.py",
+              "llava_core/data/formats.py"],
+    "eval": ["llava_core/evaluate/generate.py", "llava_core/evaluate/run.py",
+             "llava_core/evaluate/benchmarks/base.py", "llava_core/evaluate/benchmarks/__init__.py",
+             "llava_core/evaluate/benchmarks/answer_processing.py", "llava_core/model/build.py",
+             "llava_core/data/conversation.py", "llava_core/data/tokenize.py", "llava_core/data/images.py"],
+    "report": ["llava_core/evaluate/report.py", "llava_core/evaluate/paper.py"],
+}
+_BENCH_FILE = {"mmbench_cn": "mmbench"}
+
+
+def code_hash(group, benchmark=None):
+    paths = list(CODE[group])
+    if benchmark is not None:
+        paths.append(f"llava_core/evaluate/benchmarks/{_BENCH_FILE.get(benchmark, benchmark)}.py")
+    h = hashlib.sha256()
+    for rel in paths:
+        p = ROOT / rel
+        for f in sorted(p.rglob("*.py")) if p.is_dir() else [p]:
+            if f.exists():
+                h.update(str(f.relative_to(ROOT)).encode())
+                h.update(f.read_bytes())
+    return h.hexdigest()[:16]

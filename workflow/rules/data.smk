@@ -1,0 +1,85 @@
+# Data: the tiny world is generated into a local mirror; every dataset is then downloaded
+# (verified against a lock file) and filtered into the training sets. One set of jobs per
+# dataset, shared by all experiments that use it.
+
+
+rule synthesize:
+    """Generate the tiny synthetic world and base models, packed as a file:// mirror."""
+    output:
+        f"{RESULTS}/data/{{dataset}}/mirror/sources.json",
+    params:
+        experiment=lambda w: data_experiment(w.dataset),
+        config=lambda w: PLANS[data_experiment(w.dataset)]["stages"]["download"]["hash"],
+        code=code_hash("data"),
+    log:
+        f"{RESULTS}/logs/data/{{dataset}}/synthesize.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/data/{{dataset}}/synthesize.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/llava-core.yaml"
+    shell:
+        "{LLAVA} synthesize {params.experiment} {OVR} --out $(dirname {output}) > {log} 2>&1"
+
+
+def _download_inputs(w):
+    if PLANS[data_experiment(w.dataset)]["synthetic"]:
+        return [f"{RESULTS}/data/{w.dataset}/mirror/sources.json"]
+    return []
+
+
+rule download:
+    """Fetch every source of the dataset, verify sizes and checksums, record them in a lock."""
+    input:
+        _download_inputs,
+    output:
+        f"{RESULTS}/data/{{dataset}}/download.lock.json",
+    params:
+        experiment=lambda w: data_experiment(w.dataset),
+        config=lambda w: PLANS[data_experiment(w.dataset)]["stages"]["download"]["hash"],
+        code=code_hash("data"),
+        data_dir=lambda w: f"{RESULTS}/data/{w.dataset}",
+        base_url=lambda w, input: (f"--base-url file://{Path(input[0]).resolve().parent}" if input else ""),
+    log:
+        f"{RESULTS}/logs/data/{{dataset}}/download.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/data/{{dataset}}/download.tsv"
+    threads: lambda w: resource(data_experiment(w.dataset), "download", "cpus")
+    resources:
+        mem_mb=lambda w: resource(data_experiment(w.dataset), "download", "mem_mb"),
+        runtime=lambda w: resource(data_experiment(w.dataset), "download", "runtime"),
+    conda:
+        "../../envs/llava-core.yaml"
+    shell:
+        "{LLAVA} download {params.experiment} {OVR} --results {RESULTS} --data-dir {params.data_dir} "
+        "{params.base_url} --workers {threads} > {log} 2>&1"
+
+
+rule filter:
+    """Drop records with missing or broken images and duplicates; write the training sets."""
+    input:
+        f"{RESULTS}/data/{{dataset}}/download.lock.json",
+    output:
+        manifest=f"{RESULTS}/data/{{dataset}}/filtered/manifest.json",
+        pretrain=f"{RESULTS}/data/{{dataset}}/filtered/pretrain.json",
+        finetune=f"{RESULTS}/data/{{dataset}}/filtered/finetune.json",
+    params:
+        experiment=lambda w: data_experiment(w.dataset),
+        config=lambda w: stage_hash(data_experiment(w.dataset), "filter"),
+        code=code_hash("data"),
+        data_dir=lambda w: f"{RESULTS}/data/{w.dataset}",
+    log:
+        f"{RESULTS}/logs/data/{{dataset}}/filter.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/data/{{dataset}}/filter.tsv"
+    threads: lambda w: resource(data_experiment(w.dataset), "filter", "cpus")
+    resources:
+        mem_mb=lambda w: resource(data_experiment(w.dataset), "filter", "mem_mb"),
+        runtime=lambda w: resource(data_experiment(w.dataset), "filter", "runtime"),
+    conda:
+        "../../envs/llava-core.yaml"
+    shell:
+        "{LLAVA} filter {params.experiment} {OVR} --results {RESULTS} --data-dir {params.data_dir} > {log} 2>&1"
