@@ -15,7 +15,14 @@ import shutil
 import sys
 from pathlib import Path
 
-from llava_core.config.compose import ConfigError, load_experiment, plan, stage_config, stage_resources, to_dict
+from llava_core.config.compose import (
+    ConfigError,
+    load_experiment,
+    plan,
+    stage_config,
+    stage_resources,
+    to_dict,
+)
 from llava_core.io import FormatError, write_json
 
 log = logging.getLogger("llava_core")
@@ -30,6 +37,14 @@ def _setup_logging() -> None:
 
 
 def _load(args) -> object:
+    """Compose the experiment; overrides from --overrides-file come first, then each -o."""
+    if getattr(args, "overrides_file", None):
+        from llava_core.io import read_json
+
+        listed = read_json(args.overrides_file)
+        if not isinstance(listed, list) or not all(isinstance(o, str) for o in listed):
+            raise FormatError(args.overrides_file, None, "expected a JSON list of KEY=VALUE strings")
+        args.override = [*listed, *args.override]
     return load_experiment(args.experiment, args.override)
 
 
@@ -47,10 +62,14 @@ def _write_resolved(cfg, out_dir: Path, stage: str, overrides: list[str]) -> Non
 
 
 def _run(cfg, stage: str, args, exp_dir: Path | None, run_name: str | None = None):
+    """The MLflow child run of a stage. Experiment stages nest under a parent carrying the whole
+    resolved config; dataset stages nest under a ``data:<name>`` parent carrying the data config."""
     from llava_core.tracking import stage_run
 
     params = {**stage_config(cfg, stage), "overrides": list(args.override)}
-    return stage_run(cfg, stage, args.results, exp_dir, params, run_name=run_name)
+    whole = to_dict(cfg)
+    parent = {"data": whole["data"]} if run_name else {k: v for k, v in whole.items() if k != "tracking"}
+    return stage_run(cfg, stage, args.results, exp_dir, params, run_name=run_name, parent_config=parent)
 
 
 def _exp_dir(args, cfg) -> Path:
@@ -109,6 +128,7 @@ def cmd_config(args) -> int:
 
 
 def cmd_plan(args) -> int:
+    _load(args)  # merges --overrides-file and reports bad input like every other command
     print(json.dumps(plan(args.experiment, args.override)))
     return 0
 
@@ -180,6 +200,7 @@ def cmd_filter(args) -> int:
                              **{f"data/{part}/dropped/{k}": v for k, v in m["reasons"].items()}})
         write_manifest(out / "manifest.json", manifests)
         run.log_artifact(out / "manifest.json")
+        run.finish_parent()
     _write_resolved(cfg, out, "filter", args.override)
     return 0
 
@@ -245,6 +266,7 @@ def cmd_report(args) -> int:
         for name in ("report.md", "report.csv", "report.png"):
             run.log_artifact(out / name)
             run.log_artifact_on_parent(out / name)
+        run.finish_parent()
     print((out / "report.md").read_text())
     return 0
 
@@ -267,6 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("experiment", help="preset name, e.g. tiny or llava-v1.5-7b")
         sp.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
                         help="Hydra override, e.g. finetune.learning_rate=1e-4 (repeatable)")
+        sp.add_argument("--overrides-file", metavar="JSON",
+                        help="a JSON list of overrides applied before -o (the workflow passes its run's)")
         if results:
             sp.add_argument("--results", default="results", help="results folder (MLflow store, experiment dirs)")
         sp.set_defaults(fn=fn)

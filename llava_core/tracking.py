@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import logging
 import math
@@ -83,25 +84,40 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def parent_run_id(client, experiment_id: str, run_name: str, exp_dir: Path, uri: str) -> str:
-    """The experiment's parent run, created by the first job that asks for it."""
+def parent_run_id(client, experiment_id: str, run_name: str, exp_dir: Path, uri: str,
+                  config: Mapping[str, Any] | None = None) -> str:
+    """The parent run of this experiment configuration, created by the first job that asks.
+
+    A changed configuration (e.g. another learning rate) gets a new parent, so two variants sit
+    side by side in the runs table; stages rerun for it nest under the new parent.
+    """
+    digest = hashlib.sha256(json.dumps(config or {}, sort_keys=True, default=str).encode()).hexdigest()[:16]
     record = exp_dir / "mlflow_parent.json"
     with _locked(exp_dir / ".mlflow_parent.lock"):
         known = json.loads(record.read_text()) if record.exists() else {}
-        run_id = known.get(uri)
-        if run_id:
+        entry = known.get(uri) or {}
+        if entry.get("config") == digest:
             try:
-                if client.get_run(run_id).info.lifecycle_stage == "active":
-                    return run_id
+                if client.get_run(entry["run_id"]).info.lifecycle_stage == "active":
+                    return entry["run_id"]
             except Exception:
-                log.warning("parent run %s is gone from %s; creating a new one", run_id, uri)
+                log.warning("parent run %s is gone from %s; creating a new one", entry["run_id"], uri)
         run = client.create_run(experiment_id, run_name=run_name,
                                 tags={"llava.role": "parent", "llava.experiment": run_name,
-                                      "llava_core.version": __version__, "git.commit": _git_commit()})
-        client.set_terminated(run.info.run_id, "RUNNING")
-        known[uri] = run.info.run_id
+                                      "llava.config_hash": digest, "llava_core.version": __version__,
+                                      "git.commit": _git_commit()})
+        _log_params(client, run.info.run_id, config or {})
+        known[uri] = {"run_id": run.info.run_id, "config": digest}
         write_json(record, known)
         return run.info.run_id
+
+
+def _log_params(client, run_id: str, params: Mapping[str, Any]) -> None:
+    from mlflow.entities import Param
+
+    flat = [Param(k[:250], str(v)[:6000]) for k, v in flatten(dict(params)).items()]
+    for i in range(0, len(flat), 100):
+        client.log_batch(run_id, params=flat[i:i + 100])
 
 
 class StageRun:
@@ -109,10 +125,10 @@ class StageRun:
 
     def __init__(self, *, uri: str, experiment_name: str, run_name: str, stage: str,
                  exp_dir: Path | None, params: Mapping[str, Any] | None = None,
-                 tags: Mapping[str, str] | None = None):
+                 tags: Mapping[str, str] | None = None, parent_config: Mapping[str, Any] | None = None):
         self.client = _client(uri)
         self.experiment_id = _experiment_id(self.client, experiment_name)
-        self.parent_id = (parent_run_id(self.client, self.experiment_id, run_name, exp_dir, uri)
+        self.parent_id = (parent_run_id(self.client, self.experiment_id, run_name, exp_dir, uri, parent_config)
                           if exp_dir is not None else None)
         all_tags = {"llava.stage": stage, "llava.experiment": run_name, "llava.role": "stage",
                     "llava_core.version": __version__, "git.commit": _git_commit(),
@@ -128,11 +144,7 @@ class StageRun:
             self.log_params(params)
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        from mlflow.entities import Param
-
-        flat = [Param(k[:250], str(v)[:6000]) for k, v in flatten(dict(params)).items()]
-        for i in range(0, len(flat), 100):
-            self.client.log_batch(self.run_id, params=flat[i:i + 100])
+        _log_params(self.client, self.run_id, params)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0, on_parent: bool = False) -> None:
         """Log finite numeric metrics; ``on_parent`` copies them onto the parent run too."""
@@ -162,14 +174,19 @@ class StageRun:
     def finish(self, status: str = "FINISHED") -> None:
         self.client.set_terminated(self.run_id, status)
 
+    def finish_parent(self, status: str = "FINISHED") -> None:
+        """Mark the parent done (the last stage of an experiment calls this)."""
+        if self.parent_id:
+            self.client.set_terminated(self.parent_id, status)
+
 
 @contextlib.contextmanager
 def stage_run(cfg, stage: str, results_dir: str | Path, exp_dir: Path | None, params: Mapping[str, Any],
-              run_name: str | None = None) -> Iterator[StageRun]:
+              run_name: str | None = None, parent_config: Mapping[str, Any] | None = None) -> Iterator[StageRun]:
     """Open a child run for ``stage``; it ends FAILED if the block raises."""
     uri = cfg.tracking.tracking_uri or default_tracking_uri(results_dir)
     run = StageRun(uri=uri, experiment_name=cfg.tracking.experiment_name, run_name=run_name or cfg.name,
-                   stage=stage, exp_dir=exp_dir, params=params)
+                   stage=stage, exp_dir=exp_dir, params=params, parent_config=parent_config)
     try:
         yield run
     except BaseException:

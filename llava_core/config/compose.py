@@ -61,6 +61,7 @@ def load_experiment(name: str, overrides: list[str] | tuple[str, ...] = ()) -> D
         missing = sorted(OmegaConf.missing_keys(cfg))
     except (HydraException, OmegaConfBaseException) as e:
         raise ConfigError(f"experiment {name!r} with overrides {list(overrides)}: {_one_line(e)}") from None
+    _type_benchmarks(cfg)
     if missing:
         raise ConfigError(f"experiment {name!r}: required keys have no value: {', '.join(missing)}")
     from llava_core.config.validate import validate
@@ -68,6 +69,19 @@ def load_experiment(name: str, overrides: list[str] | tuple[str, ...] = ()) -> D
     validate(cfg)
     OmegaConf.set_readonly(cfg, True)
     return cfg
+
+
+def _type_benchmarks(cfg: DictConfig) -> None:
+    """Check each evaluation.benchmarks entry against BenchmarkSettings (keys and types)."""
+    from llava_core.config.schema import BenchmarkSettings
+
+    for bench in list(cfg.evaluation.benchmarks):
+        entry = cfg.evaluation.benchmarks[bench]
+        try:
+            typed = OmegaConf.merge(OmegaConf.structured(BenchmarkSettings), entry or {})
+        except OmegaConfBaseException as e:
+            raise ConfigError(f"evaluation.benchmarks.{bench}: {_one_line(e)}") from None
+        cfg.evaluation.benchmarks[bench] = typed
 
 
 def _one_line(e: BaseException) -> str:

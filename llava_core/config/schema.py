@@ -7,7 +7,7 @@ any job starts. Semantic checks (allowed names, batch arithmetic) live in ``vali
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any
 
 from omegaconf import MISSING
 
@@ -65,10 +65,10 @@ class SourceConfig:
     name: str = MISSING
     url: str = MISSING  # absolute, or relative to the dataset's base_url
     dest: str = MISSING  # where it lands, relative to the data folder
-    sha256: Optional[str] = None
-    size: Optional[int] = None
+    sha256: str | None = None
+    size: int | None = None
     unpack: str = "none"  # none | zip | tar
-    mirror: Optional[str] = None
+    mirror: str | None = None
 
 
 @dataclass
@@ -83,8 +83,8 @@ class DataConfig:
     """Where a dataset comes from and where its parts sit inside the data folder."""
 
     name: str = MISSING
-    synthetic: Optional[SyntheticConfig] = None
-    base_url: Optional[str] = None
+    synthetic: SyntheticConfig | None = None
+    base_url: str | None = None
     sources: list[SourceConfig] = field(default_factory=list)
     pretrain_records: str = MISSING
     pretrain_images: str = MISSING
@@ -131,7 +131,7 @@ class StageConfig:
     image_aspect_ratio: str = "pad"  # square (resize + centre crop) | pad (expand to square)
     tune: str = "full"  # projector | full | lora
     learning_rate: float = 2e-5
-    projector_lr: Optional[float] = None
+    projector_lr: float | None = None
     global_batch_size: int = 128
     per_device_train_batch_size: int = 16
     num_train_epochs: float = 1.0
@@ -144,13 +144,13 @@ class StageConfig:
     bf16: bool = True
     tf32: bool = True
     gradient_checkpointing: bool = True
-    deepspeed: Optional[str] = None  # a file name under config/deepspeed/
+    deepspeed: str | None = None  # a file name under config/deepspeed/
     group_by_modality_length: bool = False
     dataloader_num_workers: int = 4
     logging_steps: int = 1
     save_steps: int = 500
     save_total_limit: int = 1
-    lora: Optional[LoraSettings] = None
+    lora: LoraSettings | None = None
     resources: Resources = field(default_factory=Resources)
 
 
@@ -158,13 +158,15 @@ class StageConfig:
 class BenchmarkSettings:
     """Generation settings of one benchmark; None means the official default."""
 
-    max_new_tokens: Optional[int] = None
+    max_new_tokens: int | None = None
     num_shards: int = 1
 
 
 @dataclass
 class EvaluationConfig:
-    benchmarks: dict[str, BenchmarkSettings] = field(default_factory=dict)
+    # Typed as Any so `+evaluation.benchmarks.mme={}` can add one from the command line; each
+    # entry is checked against BenchmarkSettings when the config is loaded.
+    benchmarks: dict[str, Any] = field(default_factory=dict)
     batch_size: int = 8
     image_aspect_ratio: str = "pad"
     resources: Resources = field(default_factory=Resources)
@@ -172,7 +174,7 @@ class EvaluationConfig:
 
 @dataclass
 class TrackingConfig:
-    tracking_uri: Optional[str] = None  # None: sqlite database under the results folder
+    tracking_uri: str | None = None  # None: sqlite database under the results folder
     experiment_name: str = "llava-core"
 
 
@@ -181,7 +183,7 @@ class ExperimentConfig:
     """One experiment: everything that decides what the pipeline computes."""
 
     name: str = MISSING
-    paper_row: Optional[str] = None  # row of the paper's table to compare against
+    paper_row: str | None = None  # row of the paper's table to compare against
     seed: int = 42
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)

@@ -62,7 +62,7 @@ def read_questions(path: str | os.PathLike, required: Iterable[str] = ("question
     required = tuple(required)
     with open(path, encoding="utf-8") as fh:
         linenos = [n for n, line in enumerate(fh, 1) if line.strip()]
-    for lineno, row in zip(linenos, rows):
+    for lineno, row in zip(linenos, rows, strict=True):
         missing = [k for k in required if k not in row]
         if missing:
             raise FormatError(path, lineno, f"missing field(s) {missing}", f"each line needs {list(required)}")

@@ -28,9 +28,23 @@ def _as_list(value, split):
 
 EXPERIMENTS = _as_list(config["experiments"], lambda s: [x.strip() for x in s.split(",")])
 OVERRIDES = _as_list(config.get("overrides", []), shlex.split)
-# Passed to every llava-core call; a global (not a param) so it is no rerun trigger by itself:
-# each stage reruns only if its own resolved config changes.
-OVR = " ".join(f"-o {shlex.quote(o)}" for o in OVERRIDES)
+
+
+def _overrides_file(experiment):
+    """Every job gets the run's overrides through this file, named by a constant param.
+
+    Passing them as a param would make any override a rerun trigger for every stage; instead
+    each stage's trigger is the digest of its own resolved config (params.config), so changing
+    the stage-2 learning rate reruns stage 2 and what follows, and nothing else.
+    """
+    path = Path(RESULTS) / "overrides" / f"{experiment}.json"
+    content = json.dumps(OVERRIDES, indent=1) + "\n"
+    if not path.exists() or path.read_text() != content:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(content)
+        tmp.replace(path)
+    return str(path)
 
 
 def _plan(experiment):
@@ -48,6 +62,7 @@ def _plan(experiment):
 
 with ThreadPoolExecutor(max_workers=4) as _pool:
     PLANS = dict(zip(EXPERIMENTS, _pool.map(_plan, EXPERIMENTS)))
+OVERRIDES_FILE = {e: _overrides_file(e) for e in EXPERIMENTS}
 
 # Experiments sharing a dataset name share its download and filter jobs, so they must agree
 # on how the dataset is defined.
@@ -62,6 +77,11 @@ for _exp, _p in PLANS.items():
 wildcard_constraints:
     experiment="|".join(re.escape(e) for e in EXPERIMENTS),
     dataset="|".join(re.escape(d) for d in DATASETS),
+
+
+def common_params(experiment_of=lambda w: w.experiment):
+    """Params passed to llava-core by every job; constant strings, so no rerun triggers."""
+    return dict(llava=LLAVA, results=lambda w: RESULTS, overrides=lambda w: OVERRIDES_FILE[experiment_of(w)])
 
 
 def dataset_of(experiment):
@@ -114,3 +134,25 @@ def code_hash(group, benchmark=None):
                 h.update(str(f.relative_to(ROOT)).encode())
                 h.update(f.read_bytes())
     return h.hexdigest()[:16]
+
+
+def download_inputs(w):
+    """A synthetic dataset is downloaded from the mirror its synthesize job writes."""
+    if PLANS[data_experiment(w.dataset)]["synthetic"]:
+        return [f"{RESULTS}/data/{w.dataset}/mirror/sources.json"]
+    return []
+
+
+def filtered_manifest(w):
+    return f"{RESULTS}/data/{dataset_of(w.experiment)}/filtered/manifest.json"
+
+
+def train_resources(stage):
+    """Scheduler resources of a training stage, from the experiment's config."""
+    return dict(
+        mem_mb=lambda w: resource(w.experiment, stage, "mem_mb"),
+        runtime=lambda w: resource(w.experiment, stage, "runtime"),
+        gpu=lambda w: resource(w.experiment, stage, "gpus"),
+        nodes=lambda w: resource(w.experiment, stage, "nodes"),
+        cpus_per_task=lambda w: resource(w.experiment, stage, "cpus"),
+    )

@@ -8,6 +8,7 @@ rule synthesize:
     output:
         f"{RESULTS}/data/{{dataset}}/mirror/sources.json",
     params:
+        **common_params(lambda w: data_experiment(w.dataset)),
         experiment=lambda w: data_experiment(w.dataset),
         config=lambda w: PLANS[data_experiment(w.dataset)]["stages"]["download"]["hash"],
         code=code_hash("data"),
@@ -22,22 +23,17 @@ rule synthesize:
     conda:
         "../../envs/llava-core.yaml"
     shell:
-        "{LLAVA} synthesize {params.experiment} {OVR} --out $(dirname {output}) > {log} 2>&1"
-
-
-def _download_inputs(w):
-    if PLANS[data_experiment(w.dataset)]["synthetic"]:
-        return [f"{RESULTS}/data/{w.dataset}/mirror/sources.json"]
-    return []
+        "{params.llava} synthesize {params.experiment} --overrides-file {params.overrides} --out $(dirname {output}) > {log} 2>&1"
 
 
 rule download:
     """Fetch every source of the dataset, verify sizes and checksums, record them in a lock."""
     input:
-        _download_inputs,
+        download_inputs,
     output:
         f"{RESULTS}/data/{{dataset}}/download.lock.json",
     params:
+        **common_params(lambda w: data_experiment(w.dataset)),
         experiment=lambda w: data_experiment(w.dataset),
         config=lambda w: PLANS[data_experiment(w.dataset)]["stages"]["download"]["hash"],
         code=code_hash("data"),
@@ -54,7 +50,7 @@ rule download:
     conda:
         "../../envs/llava-core.yaml"
     shell:
-        "{LLAVA} download {params.experiment} {OVR} --results {RESULTS} --data-dir {params.data_dir} "
+        "{params.llava} download {params.experiment} --overrides-file {params.overrides} --results {params.results} --data-dir {params.data_dir} "
         "{params.base_url} --workers {threads} > {log} 2>&1"
 
 
@@ -67,6 +63,7 @@ rule filter:
         pretrain=f"{RESULTS}/data/{{dataset}}/filtered/pretrain.json",
         finetune=f"{RESULTS}/data/{{dataset}}/filtered/finetune.json",
     params:
+        **common_params(lambda w: data_experiment(w.dataset)),
         experiment=lambda w: data_experiment(w.dataset),
         config=lambda w: stage_hash(data_experiment(w.dataset), "filter"),
         code=code_hash("data"),
@@ -82,4 +79,4 @@ rule filter:
     conda:
         "../../envs/llava-core.yaml"
     shell:
-        "{LLAVA} filter {params.experiment} {OVR} --results {RESULTS} --data-dir {params.data_dir} > {log} 2>&1"
+        "{params.llava} filter {params.experiment} --overrides-file {params.overrides} --results {params.results} --data-dir {params.data_dir} > {log} 2>&1"

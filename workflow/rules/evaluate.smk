@@ -10,6 +10,7 @@ rule evaluate:
         scores=f"{RESULTS}/{{experiment}}/eval/{{benchmark}}/scores.json",
         answers=f"{RESULTS}/{{experiment}}/eval/{{benchmark}}/answers.jsonl",
     params:
+        **common_params(),
         config=lambda w: stage_hash(w.experiment, f"eval/{w.benchmark}"),
         code=lambda w: code_hash("eval", w.benchmark),
         data_dir=lambda w: f"{RESULTS}/data/{dataset_of(w.experiment)}",
@@ -27,5 +28,5 @@ rule evaluate:
     conda:
         "../../envs/llava-core.yaml"
     shell:
-        "LLAVA_RULE=evaluate {LLAVA} evaluate {wildcards.experiment} {wildcards.benchmark} {OVR} "
-        "--results {RESULTS} --model {input.model} --data-dir {params.data_dir} --out {params.out} > {log} 2>&1"
+        "LLAVA_RULE=evaluate {params.llava} evaluate {wildcards.experiment} {wildcards.benchmark} --overrides-file {params.overrides} "
+        "--results {params.results} --model {input.model} --data-dir {params.data_dir} --out {params.out} > {log} 2>&1"

@@ -11,6 +11,7 @@ rule report:
         csv=f"{RESULTS}/{{experiment}}/report.csv",
         png=f"{RESULTS}/{{experiment}}/report.png",
     params:
+        **common_params(),
         config=lambda w: stage_hash(w.experiment, "report"),
         code=code_hash("report"),
         eval_dir=lambda w: f"{RESULTS}/{w.experiment}/eval",
@@ -26,7 +27,7 @@ rule report:
     conda:
         "../../envs/llava-core.yaml"
     shell:
-        "LLAVA_RULE=report {LLAVA} report {wildcards.experiment} {OVR} --results {RESULTS} "
+        "LLAVA_RULE=report {params.llava} report {wildcards.experiment} --overrides-file {params.overrides} --results {params.results} "
         "--eval-dir {params.eval_dir} --out {params.out} > {log} 2>&1"
 
 
@@ -37,6 +38,7 @@ rule summary:
     output:
         f"{RESULTS}/report.md",
     params:
+        llava=LLAVA,
         code=code_hash("report"),
     log:
         f"{RESULTS}/logs/summary.log",
@@ -47,4 +49,4 @@ rule summary:
     conda:
         "../../envs/llava-core.yaml"
     shell:
-        "{LLAVA} summary {input} --out {output} > {log} 2>&1"
+        "{params.llava} summary {input} --out {output} > {log} 2>&1"
