@@ -233,6 +233,7 @@ def cmd_evaluate(args) -> int:
     with _run(cfg, stage, args, _exp_dir(args, cfg)) as run:
         res = evaluate_benchmark(cfg, args.benchmark, model_dir=Path(args.model), eval_root=eval_root,
                                  out_dir=out, run=run)
+        run.log_artifact(out / "config.yaml")
     log.info("%s: score %.2f", args.benchmark, res["score"])
     return 0
 

@@ -40,8 +40,10 @@ stop_daemon() {
     return 0
 }
 
-# Cancel leftover jobs quickly so their steps do not linger (best effort).
-if command -v scancel >/dev/null 2>&1; then
+# Cancel leftover jobs quickly so their steps do not linger (best effort; only
+# if our slurmctld is alive, else scancel just waits for its timeout).
+ctld_pid="$(cat "$STATE/run/slurmctld.pid" 2>/dev/null || true)"
+if [ -n "$ctld_pid" ] && kill -0 "$ctld_pid" 2>/dev/null && command -v scancel >/dev/null 2>&1; then
     timeout 5 scancel --user="$(id -un)" >/dev/null 2>&1 || true
 fi
 

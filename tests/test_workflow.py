@@ -1,0 +1,151 @@
+"""The whole DAG on the tiny default: it runs, the model learns, MLflow holds the run tree,
+and changing one setting reruns exactly the stages that depend on it (read from dry runs)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from conftest import run
+
+BENCHMARKS = ["gqa", "pope", "scienceqa"]
+REAL = ["llava-v1.5-7b", "llava-v1.5-13b", "llava-v1.5-7b-lora", "llava-v1.5-13b-lora", "llava-v1"]
+
+
+def snakemake(results: Path, *flags: str, config: tuple[str, ...] = (), check: bool = True, timeout: int = 1500):
+    return run(["snakemake", "--cores", "2", *flags, "--config", f"results={results}", *config], check=check,
+               timeout=timeout)
+
+
+def planned_jobs(stdout: str) -> Counter:
+    """Job counts from the 'Job stats' table of a dry run."""
+    counts: Counter = Counter()
+    if "Nothing to be done" in stdout:
+        return counts
+    table = stdout.split("Job stats:", 1)[1]
+    for line in table.splitlines()[3:]:
+        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if not m:
+            break
+        if m.group(1) != "total":
+            counts[m.group(1)] = int(m.group(2))
+    return counts
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    results = tmp_path_factory.mktemp("tiny-results")
+    snakemake(results)
+    return results
+
+
+def test_tiny_dag_writes_report_with_every_benchmark(tiny):
+    report = (tiny / "tiny" / "report.md").read_text()
+    for title in ("GQA", "POPE", "ScienceQA-IMG"):
+        assert re.search(rf"\| {title} \| [\d.]+ \| [\d.]+ \| [+-][\d.]+ \|", report), report
+    rows = (tiny / "tiny" / "report.csv").read_text().splitlines()
+    assert rows[0] == "benchmark,title,paper,ours,delta" and len(rows) == 1 + len(BENCHMARKS)
+    assert (tiny / "tiny" / "report.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| GQA |" in (tiny / "report.md").read_text()
+    # Every stage wrote its resolved config beside its outputs, and a log and a benchmark file.
+    for stage_dir in ["tiny/pretrain", "tiny/finetune", *[f"tiny/eval/{b}" for b in BENCHMARKS]]:
+        cfg = (tiny / stage_dir / "config.yaml").read_text()
+        assert "name: tiny" in cfg and "learning_rate" in cfg
+    assert (tiny / "logs" / "tiny" / "finetune.log").exists()
+    assert (tiny / "benchmarks" / "tiny" / "finetune.tsv").read_text().startswith("s\t")
+    answers = [json.loads(line) for line in (tiny / "tiny" / "eval" / "gqa" / "answers.jsonl").open()]
+    assert set(answers[0]) == {"question_id", "prompt", "text", "answer_id", "model_id", "metadata"}
+
+
+def test_tiny_model_learns(tiny):
+    pre = json.loads((tiny / "tiny" / "pretrain" / "metrics.json").read_text())
+    assert pre["train/final_loss"] < pre["train/first_loss"] - 0.1, "stage-1 loss must fall"
+    assert pre["params/trainable"] == pre["params/projector/trainable"]
+    ft = json.loads((tiny / "tiny" / "finetune" / "metrics.json").read_text())
+    assert ft["train/final_loss"] < 0.5 * ft["train/first_loss"]
+    gqa = json.loads((tiny / "tiny" / "eval" / "gqa" / "scores.json").read_text())
+    # Held-out colour questions, 8 balanced answers: chance is 12.5%.
+    assert gqa["num_questions"] >= 100 and gqa["score"] >= 80.0, gqa["score"]
+
+
+def test_mlflow_holds_parent_and_child_runs(tiny):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tiny / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("llava-core")
+    runs = client.search_runs([exp.experiment_id], max_results=100)
+    parents = [r for r in runs if r.data.tags.get("llava.role") == "parent" and r.info.run_name == "tiny"]
+    assert len(parents) == 1
+    parent = parents[0]
+    assert parent.data.params["finetune.learning_rate"] == "0.003" and parent.info.status == "FINISHED"
+    children = {r.data.tags["llava.stage"]: r for r in runs
+                if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
+    assert set(children) == {"pretrain", "finetune", "report", *[f"eval/{b}" for b in BENCHMARKS]}
+    for r in children.values():
+        assert r.info.status == "FINISHED"
+        assert {"git.commit", "llava_core.version", "llava.rule"} <= set(r.data.tags)
+    ft = children["finetune"]
+    assert ft.data.params["finetune.learning_rate"] == "0.003"
+    assert len(client.get_metric_history(ft.info.run_id, "train/loss")) > 10
+    assert len(client.get_metric_history(ft.info.run_id, "train/learning_rate")) > 10
+    assert "train/samples_per_second" in ft.data.metrics
+    for b in BENCHMARKS:
+        child_score = children[f"eval/{b}"].data.metrics[f"eval/{b}/score"]
+        assert parent.data.metrics[f"eval/{b}/score"] == pytest.approx(child_score)
+    assert "eval/pope/f1" in parent.data.metrics
+    assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {"report.md", "report.csv"}
+    assert client.list_artifacts(children["eval/gqa"].info.run_id, "predictions")
+    data_parent = next(r for r in runs if r.info.run_name == "data:tiny")
+    data_children = {r.data.tags["llava.stage"] for r in runs
+                     if r.data.tags.get("mlflow.parentRunId") == data_parent.info.run_id}
+    assert data_children == {"download", "filter"}
+
+
+def test_rerun_with_nothing_changed_does_nothing(tiny):
+    assert planned_jobs(snakemake(tiny, "-n").stdout) == Counter()
+
+
+def test_changing_stage2_lr_reruns_stage2_evals_and_report_only(tiny):
+    out = snakemake(tiny, "-n", config=("overrides=finetune.learning_rate=1e-3",)).stdout
+    assert planned_jobs(out) == Counter({"finetune": 1, "evaluate": 3, "report": 1, "summary": 1, "all": 1})
+
+
+def test_changing_one_benchmark_reruns_only_it_and_the_report(tiny):
+    out = snakemake(tiny, "-n", config=("overrides=evaluation.benchmarks.pope.max_new_tokens=8",)).stdout
+    assert planned_jobs(out) == Counter({"evaluate": 1, "report": 1, "summary": 1, "all": 1})
+    assert "benchmark=pope" in out and "benchmark=gqa" not in out
+
+
+@pytest.mark.parametrize("config, message", [
+    (["experiments=llava-v2"], "unknown experiment 'llava-v2'; available presets"),
+    (["overrides=finetune.learning_rate=fast"], "finetune.learning_rate"),
+    (["overrides=finetune.warmup=0.1"], "Key 'warmup' not in 'StageConfig'"),
+    (["experimnts=tiny"], "experimnts"),
+])
+def test_bad_input_fails_before_any_job(tmp_path, config, message):
+    proc = run(["snakemake", "-n", "--cores", "1", "--config", f"results={tmp_path}", *config], check=False)
+    assert proc.returncode != 0
+    assert message in proc.stdout + proc.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def test_real_presets_build_their_full_dag(tmp_path):
+    out = run(["snakemake", "-n", "--cores", "1", "--config", f"results={tmp_path}",
+               f"experiments={','.join(REAL)}"]).stdout
+    jobs = planned_jobs(out)
+    assert jobs["evaluate"] == 12 * len(REAL)
+    assert jobs["pretrain"] == jobs["finetune"] == jobs["report"] == len(REAL)
+    assert jobs["download"] == jobs["filter"] == 2  # llava-v1.5 data shared by four presets, llava-v1's own
+    assert "synthesize" not in jobs
+    for bench in ["vqav2", "gqa", "vizwiz", "scienceqa", "textvqa", "pope", "mme", "mmbench", "mmbench_cn",
+                  "seed_bench", "llava_bench", "mm_vet"]:
+        assert f"experiment=llava-v1.5-13b, benchmark={bench}" in out or f"benchmark={bench}, experiment" in out
+
+
+def test_snakemake_lint_is_clean():
+    proc = run(["snakemake", "--lint"])
+    out = proc.stdout + proc.stderr
+    assert "Congratulations, your workflow is in a good condition!" in out
