@@ -11,6 +11,17 @@ configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"
+
+
+# Jobs that need the network (or next to no compute) run where Snakemake runs (the login or
+# transfer node on a cluster), never as GPU-node jobs.
+localrules:
+    all,
+    synthesize,
+    download,
+    filter,
+    summary,
+
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"

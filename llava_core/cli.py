@@ -206,10 +206,19 @@ def cmd_filter(args) -> int:
 
 
 def _train(args, stage: str) -> int:
+    from llava_core.train.launch import NullRun, is_main_process, maybe_launch
     from llava_core.train.runner import train_stage
 
     cfg = _load(args)
     out = Path(args.out)
+    if not args.no_launch:
+        status = maybe_launch(args, cfg[stage].resources)  # more than one GPU or node: under torchrun
+        if status is not None:
+            return status
+    if not is_main_process():  # torchrun workers: rank 0 alone writes the config and the MLflow run
+        train_stage(cfg, stage, data_dir=Path(args.data_dir), out_dir=out, run=NullRun(),
+                    init_dir=Path(args.init) if getattr(args, "init", None) else None)
+        return 0
     _write_resolved(cfg, out, stage, args.override)
     with _run(cfg, stage, args, _exp_dir(args, cfg)) as run:
         train_stage(cfg, stage, data_dir=Path(args.data_dir), out_dir=out, run=run,
@@ -228,11 +237,20 @@ def cmd_evaluate(args) -> int:
                           f"({', '.join(cfg.evaluation.benchmarks)})")
     out = Path(args.out)
     stage = f"eval/{args.benchmark}"
-    _write_resolved(cfg, out, stage, args.override)
     eval_root = Path(args.eval_root) if args.eval_root else Path(args.data_dir) / cfg.data.eval_root
+    if args.shard:  # one generation job of a sharded benchmark: answers only, no scoring or MLflow run
+        from llava_core.evaluate.generate import parse_shard
+        from llava_core.evaluate.run import answer_shard
+
+        k, n = parse_shard(args.shard)
+        path = answer_shard(cfg, args.benchmark, model_dir=Path(args.model), eval_root=eval_root, out_dir=out,
+                            shard=k, num_shards=n)
+        log.info("%s: shard %d/%d answers in %s", args.benchmark, k, n, path)
+        return 0
+    _write_resolved(cfg, out, stage, args.override)
     with _run(cfg, stage, args, _exp_dir(args, cfg)) as run:
         res = evaluate_benchmark(cfg, args.benchmark, model_dir=Path(args.model), eval_root=eval_root,
-                                 out_dir=out, run=run)
+                                 out_dir=out, run=run, merge_shards_n=args.merge_shards)
         run.log_artifact(out / "config.yaml")
     log.info("%s: score %.2f", args.benchmark, res["score"])
     return 0
@@ -272,11 +290,42 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_mlflow_sync(args) -> int:
+    """Replay tracking calls recorded while the MLflow server was unreachable."""
+    from llava_core.tracking import pending_journals, sync_journal
+
+    journals = pending_journals(args.results)
+    synced = sum(sync_journal(j) for j in journals)
+    print(json.dumps({"pending": len(journals), "synced": synced}))
+    return 0 if synced == len(journals) else 1
+
+
 def cmd_summary(args) -> int:
     from llava_core.evaluate.report import write_summary
 
     write_summary({Path(p).parent.name: Path(p) for p in args.reports}, Path(args.out))
     print(Path(args.out).read_text())
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    from llava_core.data.inspect import inspect_records
+
+    for row in inspect_records(args.records, args.template, args.tokenizer, args.max_length, args.num_image_tokens):
+        print(json.dumps(row, ensure_ascii=False))
+    return 0
+
+
+def cmd_import_checkpoint(args) -> int:
+    from llava_core.model.checkpoints import import_llava_hf, import_original
+
+    if args.layout == "original":
+        out = import_original(args.src, args.out, vision_tower=args.vision_tower)
+    else:
+        if args.vision_tower:
+            raise ValueError("--vision-tower only applies to --layout original")
+        out = import_llava_hf(args.src, args.out)
+    print(json.dumps({"checkpoint": str(out), "layout": args.layout}))
     return 0
 
 
@@ -315,6 +364,10 @@ def build_parser() -> argparse.ArgumentParser:
         sp = exp_cmd(stage, help_, lambda a, s=stage: _train(a, s))
         sp.add_argument("--data-dir", required=True)
         sp.add_argument("--out", required=True)
+        sp.add_argument("--no-launch", action="store_true",
+                        help="run in this process even if the stage asks for several GPUs or nodes "
+                             "(default: re-run under torchrun, via srun on multi-node SLURM jobs; exit 75 "
+                             "means preempted: a checkpoint was saved, run again to resume)")
         if stage == "finetune":
             sp.add_argument("--init", required=True, help="stage-1 output folder (mm_projector.bin)")
     sp = exp_cmd("evaluate", "answer and score one benchmark", cmd_evaluate)
@@ -323,6 +376,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--data-dir", required=True)
     sp.add_argument("--eval-root", help="eval kit folder (default: <data-dir>/<data.eval_root>)")
     sp.add_argument("--out", required=True)
+    shard = sp.add_mutually_exclusive_group()
+    shard.add_argument("--shard", metavar="K/N",
+                       help="answer only the K-th (from 0) of N contiguous chunks into <out>/shards/K_of_N.jsonl")
+    shard.add_argument("--merge-shards", type=int, metavar="N",
+                       help="concatenate <out>/shards/*_of_N.jsonl in question order, then judge and score")
     sp = sub.add_parser("score", help="score an existing answers file (any LLaVA-compatible model)")
     sp.add_argument("benchmark")
     sp.add_argument("--eval-root", required=True)
@@ -333,15 +391,33 @@ def build_parser() -> argparse.ArgumentParser:
     sp = exp_cmd("report", "tabulate the experiment's scores beside the paper's", cmd_report)
     sp.add_argument("--eval-dir", required=True, help="folder holding <benchmark>/scores.json")
     sp.add_argument("--out", required=True)
+    sp = sub.add_parser("mlflow-sync", help="send runs recorded while MLflow was unreachable")
+    sp.add_argument("--results", default="results")
+    sp.set_defaults(fn=cmd_mlflow_sync)
     sp = sub.add_parser("summary", help="one table across experiments")
     sp.add_argument("reports", nargs="+", help="report.csv files")
     sp.add_argument("--out", required=True)
     sp.set_defaults(fn=cmd_summary)
+    sp = sub.add_parser("inspect", help="print each record's prompt, token ids, labels and supervised texts")
+    sp.add_argument("--records", required=True, help="LLaVA-format JSON list of records")
+    sp.add_argument("--template", required=True, help="conversation template, e.g. plain or vicuna_v1")
+    sp.add_argument("--tokenizer", required=True, help="transformers tokenizer (or LLaVA checkpoint) folder")
+    sp.add_argument("--max-length", type=int, default=2048)
+    sp.add_argument("--num-image-tokens", type=int,
+                    help="image tokens per image (default: the folder's image_seq_length, else 576)")
+    sp.set_defaults(fn=cmd_inspect)
+    sp = sub.add_parser("import-checkpoint", help="convert an original or llava-hf LLaVA checkpoint to ours")
+    sp.add_argument("src", help="checkpoint folder")
+    sp.add_argument("--out", required=True)
+    sp.add_argument("--layout", required=True, choices=("original", "llava-hf"))
+    sp.add_argument("--vision-tower", help="CLIP folder or hub name (original layout; default: mm_vision_tower)")
+    sp.set_defaults(fn=cmd_import_checkpoint)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # a launcher re-runs these under torchrun
     _setup_logging()
     try:
         return args.fn(args)

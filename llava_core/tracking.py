@@ -16,6 +16,8 @@ import logging
 import math
 import os
 import subprocess
+import time
+import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -57,6 +59,10 @@ def _client(uri: str):
     import mlflow
     from mlflow.tracking import MlflowClient
 
+    # An unreachable server should cost seconds, not MLflow's default minutes of retries:
+    # the job goes on and records locally instead (see StageRun).
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
     if uri.startswith("sqlite:///"):
         Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
@@ -121,63 +127,162 @@ def _log_params(client, run_id: str, params: Mapping[str, Any]) -> None:
 
 
 class StageRun:
-    """A child run for one stage of one experiment (or a parentless run for a dataset stage)."""
+    """A child run for one stage of one experiment (or of a dataset, under ``data:<name>``).
+
+    Tracking never stops a job: if the tracking server cannot be reached, at the start or
+    mid-way, every further call is written to a journal under ``<dir>/.mlflow/pending/`` and
+    replayed when the run finishes, or later with ``llava-core mlflow-sync``.
+    """
 
     def __init__(self, *, uri: str, experiment_name: str, run_name: str, stage: str,
                  exp_dir: Path | None, params: Mapping[str, Any] | None = None,
-                 tags: Mapping[str, str] | None = None, parent_config: Mapping[str, Any] | None = None):
-        self.client = _client(uri)
-        self.experiment_id = _experiment_id(self.client, experiment_name)
-        self.parent_id = (parent_run_id(self.client, self.experiment_id, run_name, exp_dir, uri, parent_config)
-                          if exp_dir is not None else None)
-        all_tags = {"llava.stage": stage, "llava.experiment": run_name, "llava.role": "stage",
-                    "llava_core.version": __version__, "git.commit": _git_commit(),
-                    "llava.rule": os.environ.get("LLAVA_RULE", stage)}
-        if os.environ.get("SLURM_JOB_ID"):
-            all_tags["slurm.job_id"] = os.environ["SLURM_JOB_ID"]
-        if self.parent_id:
-            all_tags["mlflow.parentRunId"] = self.parent_id
-        all_tags.update(tags or {})
-        self.run_id = self.client.create_run(self.experiment_id, run_name=f"{run_name}/{stage}",
-                                             tags=all_tags).info.run_id
-        if params:
-            self.log_params(params)
+                 tags: Mapping[str, str] | None = None, parent_config: Mapping[str, Any] | None = None,
+                 journal_dir: Path | None = None, _attach: Mapping[str, Any] | None = None):
+        self.uri, self.stage = uri, stage
+        self.journal = (Path(journal_dir) / f"{stage.replace('/', '_')}-{uuid.uuid4().hex[:8]}.jsonl"
+                        if journal_dir is not None else None)
+        self.offline = False
+        self.run_id = self.parent_id = None
+        if _attach is not None:  # replaying a journal of a run that exists already
+            self.client = _client(uri)
+            self.run_id, self.parent_id = _attach["run_id"], _attach["parent_id"]
+            return
+        create = {"uri": uri, "experiment_name": experiment_name, "run_name": run_name, "stage": stage,
+                  "exp_dir": str(exp_dir) if exp_dir is not None else None, "params": dict(params or {}),
+                  "tags": {**_default_tags(stage, run_name), **(tags or {})},
+                  "parent_config": dict(parent_config or {})}
+        try:
+            self._create(**create)
+        except Exception as e:  # noqa: BLE001 - any tracking failure must not stop the job
+            self._go_offline(e, {"create": create})
 
+    def _create(self, *, uri, experiment_name, run_name, stage, exp_dir, params, tags, parent_config) -> None:
+        self.client = _client(uri)
+        experiment_id = _experiment_id(self.client, experiment_name)
+        if exp_dir is not None:
+            self.parent_id = parent_run_id(self.client, experiment_id, run_name, Path(exp_dir), uri, parent_config)
+            tags = {**tags, "mlflow.parentRunId": self.parent_id}
+        self.run_id = self.client.create_run(experiment_id, run_name=f"{run_name}/{stage}", tags=tags).info.run_id
+        if params:
+            _log_params(self.client, self.run_id, params)
+
+    # -- the journal --------------------------------------------------------------------------
+    def _go_offline(self, error: BaseException, header: dict | None = None) -> None:
+        if self.journal is None:
+            raise error
+        log.warning("MLflow at %s unreachable (%s); recording %s locally in %s", self.uri,
+                    str(error).splitlines()[0][:200], self.stage, self.journal)
+        self.offline = True
+        header = header or {"attach": {"uri": self.uri, "run_id": self.run_id, "parent_id": self.parent_id}}
+        self.journal.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.journal, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(header) + "\n")
+
+    def _call(self, op: str, **kwargs: Any) -> None:
+        if not self.offline:
+            try:
+                getattr(self, f"_{op}")(**kwargs)
+                return
+            except Exception as e:  # noqa: BLE001
+                self._go_offline(e)
+        with open(self.journal, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"op": op, "kwargs": kwargs}, default=str) + "\n")
+
+    # -- what stages report -------------------------------------------------------------------
     def log_params(self, params: Mapping[str, Any]) -> None:
-        _log_params(self.client, self.run_id, params)
+        self._call("log_params", params=dict(params))
 
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0, on_parent: bool = False) -> None:
         """Log finite numeric metrics; ``on_parent`` copies them onto the parent run too."""
-        import time
-
-        from mlflow.entities import Metric
-
-        ts = int(time.time() * 1000)
-        rows = [Metric(k, float(v), ts, step) for k, v in metrics.items()
-                if isinstance(v, (int, float)) and math.isfinite(float(v))]
-        targets = [self.run_id] + ([self.parent_id] if on_parent and self.parent_id else [])
-        for run_id in targets:
-            for i in range(0, len(rows), 500):
-                self.client.log_batch(run_id, metrics=rows[i:i + 500])
+        values = {k: float(v) for k, v in metrics.items()
+                  if isinstance(v, (int, float)) and math.isfinite(float(v))}
+        self._call("log_metrics", metrics=values, step=step, on_parent=on_parent, ts=int(time.time() * 1000))
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
-        path = Path(path)
-        if path.is_dir():
-            self.client.log_artifacts(self.run_id, str(path), artifact_path)
-        elif path.exists():
-            self.client.log_artifact(self.run_id, str(path), artifact_path)
+        if Path(path).exists():
+            self._call("log_artifact", path=str(Path(path).resolve()), artifact_path=artifact_path)
 
     def log_artifact_on_parent(self, path: str | Path) -> None:
-        if self.parent_id and Path(path).exists():
-            self.client.log_artifact(self.parent_id, str(path))
+        if Path(path).exists():
+            self._call("log_artifact_on_parent", path=str(Path(path).resolve()))
 
     def finish(self, status: str = "FINISHED") -> None:
-        self.client.set_terminated(self.run_id, status)
+        self._call("finish", status=status)
+        if self.offline:
+            sync_journal(self.journal)
 
     def finish_parent(self, status: str = "FINISHED") -> None:
         """Mark the parent done (the last stage of an experiment calls this)."""
+        self._call("finish_parent", status=status)
+
+    # -- the MLflow calls behind them ---------------------------------------------------------
+    def _log_params(self, params) -> None:
+        _log_params(self.client, self.run_id, params)
+
+    def _log_metrics(self, metrics, step, on_parent, ts) -> None:
+        from mlflow.entities import Metric
+
+        rows = [Metric(k, v, ts, step) for k, v in metrics.items()]
+        for run_id in [self.run_id] + ([self.parent_id] if on_parent and self.parent_id else []):
+            for i in range(0, len(rows), 500):
+                self.client.log_batch(run_id, metrics=rows[i:i + 500])
+
+    def _log_artifact(self, path, artifact_path) -> None:
+        if Path(path).is_dir():
+            self.client.log_artifacts(self.run_id, path, artifact_path)
+        else:
+            self.client.log_artifact(self.run_id, path, artifact_path)
+
+    def _log_artifact_on_parent(self, path) -> None:
+        if self.parent_id:
+            self.client.log_artifact(self.parent_id, path)
+
+    def _finish(self, status) -> None:
+        self.client.set_terminated(self.run_id, status)
+
+    def _finish_parent(self, status) -> None:
         if self.parent_id:
             self.client.set_terminated(self.parent_id, status)
+
+
+def _default_tags(stage: str, run_name: str) -> dict[str, str]:
+    tags = {"llava.stage": stage, "llava.experiment": run_name, "llava.role": "stage",
+            "llava_core.version": __version__, "git.commit": _git_commit(),
+            "llava.rule": os.environ.get("LLAVA_RULE", stage)}
+    if os.environ.get("SLURM_JOB_ID"):
+        tags["slurm.job_id"] = os.environ["SLURM_JOB_ID"]
+    return tags
+
+
+def sync_journal(path: Path) -> bool:
+    """Replay one journal onto its tracking server; True (and the journal removed) on success."""
+    path = Path(path)
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    header, ops = lines[0], lines[1:]
+    try:
+        if "create" in header:
+            c = header["create"]
+            run = StageRun.__new__(StageRun)
+            run.uri, run.stage, run.journal, run.offline = c["uri"], c["stage"], None, False
+            run.run_id = run.parent_id = None
+            run._create(**c)
+        else:
+            run = StageRun(uri=header["attach"]["uri"], experiment_name="", run_name="", stage="", exp_dir=None,
+                           _attach=header["attach"])
+        for entry in ops:
+            getattr(run, f"_{entry['op']}")(**entry["kwargs"])
+    except Exception as e:  # noqa: BLE001
+        log.warning("MLflow still unreachable (%s); %s kept: run `llava-core mlflow-sync` later",
+                    str(e).splitlines()[0][:200], path)
+        return False
+    path.unlink()
+    log.info("replayed %d tracking calls from %s", len(ops), path)
+    return True
+
+
+def pending_journals(results_dir: str | Path) -> list[Path]:
+    """Journals of runs recorded while the tracking server was unreachable."""
+    return sorted(Path(results_dir).rglob(".mlflow/pending/*.jsonl"))
 
 
 @contextlib.contextmanager
@@ -186,7 +291,8 @@ def stage_run(cfg, stage: str, results_dir: str | Path, exp_dir: Path | None, pa
     """Open a child run for ``stage``; it ends FAILED if the block raises."""
     uri = cfg.tracking.tracking_uri or default_tracking_uri(results_dir)
     run = StageRun(uri=uri, experiment_name=cfg.tracking.experiment_name, run_name=run_name or cfg.name,
-                   stage=stage, exp_dir=exp_dir, params=params, parent_config=parent_config)
+                   stage=stage, exp_dir=exp_dir, params=params, parent_config=parent_config,
+                   journal_dir=Path(exp_dir or results_dir) / ".mlflow" / "pending")
     try:
         yield run
     except BaseException:

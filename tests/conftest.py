@@ -26,3 +26,39 @@ def run(cmd: list[str], timeout: int = 900, check: bool = True, env: dict | None
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT
+
+
+@pytest.fixture(scope="session")
+def tiny_local(tmp_path_factory) -> Path:
+    """The tiny DAG run once, locally, with ``snakemake --cores 2`` into a temporary results folder."""
+    results = tmp_path_factory.mktemp("tiny-results")
+    run(["snakemake", "--cores", "2", "--config", f"results={results}"], timeout=1500)
+    return results
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_mlflow_server(backend_uri: str, port: int, artifacts: Path) -> subprocess.Popen:
+    """An MLflow server on 127.0.0.1 (2 processes), ready when this returns."""
+    import time
+    import urllib.request
+
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    proc = subprocess.Popen(["mlflow", "server", "--backend-store-uri", backend_uri, "--host", "127.0.0.1",
+                             "--port", str(port), "--workers", "1", "--artifacts-destination", str(artifacts)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+                return proc
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    raise AssertionError("mlflow server did not start within 90 s")

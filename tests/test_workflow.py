@@ -35,11 +35,9 @@ def planned_jobs(stdout: str) -> Counter:
     return counts
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    results = tmp_path_factory.mktemp("tiny-results")
-    snakemake(results)
-    return results
+@pytest.fixture
+def tiny(tiny_local) -> Path:
+    return tiny_local
 
 
 def test_tiny_dag_writes_report_with_every_benchmark(tiny):

@@ -21,6 +21,9 @@ from omegaconf.errors import OmegaConfBaseException
 
 from llava_core.config.schema import ExperimentConfig
 
+#: Benchmarks scored by an LLM judge: their stage config carries evaluation.judge.
+JUDGED_BENCHMARKS = ("llava_bench", "mm_vet")
+
 
 class ConfigError(ValueError):
     """A bad experiment name, key or value; the message says what is allowed."""
@@ -122,9 +125,12 @@ def stage_config(cfg: DictConfig, stage: str) -> dict:
     if stage.startswith("eval/"):
         bench = stage.split("/", 1)[1]
         ev = c["evaluation"]
-        return {"model": c["model"], "benchmark": bench, "settings": ev["benchmarks"][bench],
-                "batch_size": ev["batch_size"], "image_aspect_ratio": ev["image_aspect_ratio"],
-                "eval_root": data["eval_root"]}
+        out = {"model": c["model"], "benchmark": bench, "settings": ev["benchmarks"][bench],
+               "batch_size": ev["batch_size"], "image_aspect_ratio": ev["image_aspect_ratio"],
+               "eval_root": data["eval_root"]}
+        if bench in JUDGED_BENCHMARKS:
+            out["judge"] = ev["judge"]
+        return out
     if stage == "report":
         return {"name": c["name"], "paper_row": c["paper_row"], "benchmarks": list(c["evaluation"]["benchmarks"])}
     raise ConfigError(f"unknown stage {stage!r}; stages are {', '.join(stage_names(cfg))}")
@@ -155,6 +161,13 @@ def plan(name: str, overrides: list[str] | tuple[str, ...] = ()) -> dict:
     for st in stage_names(cfg):
         sc = stage_config(cfg, st)
         stages[st] = {"hash": config_hash(sc), "resources": stage_resources(cfg, st)}
+        if st.startswith("eval/"):
+            # Shard jobs only generate: their trigger leaves out the judge and the shard count.
+            gen = {**sc, "settings": {k: v for k, v in sc["settings"].items() if k != "num_shards"}}
+            gen.pop("judge", None)
+            stages[st]["num_shards"] = int(sc["settings"]["num_shards"])
+            stages[st]["generation_hash"] = config_hash(gen)
+            stages[st]["local_judge"] = "judge" in sc and sc["judge"]["kind"] == "local"
     return {"experiment": name, "dataset": cfg.data.name, "synthetic": cfg.data.synthetic is not None,
             "benchmarks": list(cfg.evaluation.benchmarks), "download_config": stage_config(cfg, "download"),
             "stages": stages}

@@ -163,12 +163,36 @@ class BenchmarkSettings:
 
 
 @dataclass
+class JudgeConfig:
+    """The judge of the GPT-judged benchmarks (LLaVA-Bench, MM-Vet); see llava_core/evaluate/judge.py.
+
+    ``openai``: an OpenAI-compatible chat-completions endpoint at ``base_url`` (the key is read
+    from the environment variable named by ``api_key_env``, never from the config); ``local``: a
+    transformers causal LM at ``model`` (a path or hub id); ``none``: the judged benchmarks fail
+    asking for reviews. ``temperature``/``max_tokens`` are LLaVA-Bench's (the official 0.2 and
+    1024); MM-Vet keeps its official grader settings (temperature 0, 3 tokens).
+    """
+
+    kind: str = "none"  # openai | local | none
+    model: str | None = None  # e.g. gpt-4-0314 (the paper's LLaVA-Bench judge, since retired)
+    base_url: str = "https://api.openai.com/v1"
+    api_key_env: str = "OPENAI_API_KEY"
+    passes: int = 3  # LLaVA-Bench: the paper averages 3 review runs
+    temperature: float = 0.2
+    max_tokens: int = 1024
+    timeout_s: float = 120.0
+    max_retries: int = 8
+    backoff_s: float = 2.0  # first retry wait; doubles each time (capped at 60 s)
+
+
+@dataclass
 class EvaluationConfig:
     # Typed as Any so `+evaluation.benchmarks.mme={}` can add one from the command line; each
     # entry is checked against BenchmarkSettings when the config is loaded.
     benchmarks: dict[str, Any] = field(default_factory=dict)
     batch_size: int = 8
     image_aspect_ratio: str = "pad"
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
     resources: Resources = field(default_factory=Resources)
 
 

@@ -52,5 +52,11 @@ def validate(cfg: DictConfig) -> None:
         _check(bench, tuple(BENCHMARKS), "evaluation.benchmarks key")
         if settings.num_shards < 1:
             raise ConfigError(f"evaluation.benchmarks.{bench}.num_shards must be >= 1")
+    judge = cfg.evaluation.judge
+    _check(judge.kind, ("openai", "local", "none"), "evaluation.judge.kind")
+    if judge.kind != "none" and not judge.model:
+        raise ConfigError(f"evaluation.judge.kind={judge.kind} needs evaluation.judge.model (a model name or path)")
+    if judge.passes < 1:
+        raise ConfigError("evaluation.judge.passes must be >= 1")
     for i, src in enumerate(cfg.data.sources):
         _check(src.unpack, UNPACK, f"data.sources[{i}].unpack")

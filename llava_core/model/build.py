@@ -184,8 +184,7 @@ def load_projector(model: LlavaForConditionalGeneration, path: Path) -> None:
 
 
 def load_trained(model_dir: str | Path, dtype: str = "auto") -> LlavaParts:
-    """Load a stage-2 checkpoint written by :func:`save_pretrained` (transformers layout)."""
-    model = LlavaForConditionalGeneration.from_pretrained(model_dir, dtype=torch_dtype(dtype))
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    image_processor = CLIPImageProcessor.from_pretrained(model_dir)
-    return LlavaParts(model, tokenizer, image_processor)
+    """Load a stage-2 checkpoint (transformers layout); see :func:`llava_core.model.checkpoints.load_llava`."""
+    from llava_core.model.checkpoints import load_llava
+
+    return load_llava(model_dir, dtype)

@@ -61,4 +61,7 @@ def training_arguments(stage_cfg, *, world_size: int, output_dir: str | Path, se
         "remove_unused_columns": False,
         "eval_strategy": "no",
         "use_cpu": not on_gpu,
+        # NCCL needs GPUs; multi-process CPU runs (tests, torchrun --nproc_per_node N) use gloo.
+        # Only when distributed: a backend set on one process makes accelerate expect a group.
+        "ddp_backend": "gloo" if world_size > 1 and not on_gpu else None,
     }

@@ -3,7 +3,9 @@
 Stage 1 (``pretrain``) trains the fresh projector and writes ``mm_projector.bin``; stage 2
 (``finetune``) starts from it and trains the LLM (full or LoRA) plus the projector, writing a
 transformers LLaVA checkpoint (LoRA merged in). A killed stage resumes from its last Trainer
-checkpoint under ``<out>/checkpoints``.
+checkpoint under ``<out>/checkpoints`` (the newest complete one) and, with the same seed,
+reaches the same weights as an uninterrupted run. On SIGTERM/SIGUSR1 a stage saves a checkpoint
+at the next step boundary and exits with status 75 (see ``callbacks.PREEMPTED_EXIT_CODE``).
 """
 
 from __future__ import annotations
@@ -15,14 +17,20 @@ from pathlib import Path
 
 import torch
 from transformers import Trainer, TrainingArguments, set_seed
-from transformers.trainer_utils import get_last_checkpoint
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from llava_core.data.dataset import Collator, SupervisedDataset
 from llava_core.data.formats import read_llava_records
-from llava_core.io import atomic_dir, write_json
+from llava_core.io import write_json
 from llava_core.model.build import build_llava, load_projector, save_projector, set_trainable
 from llava_core.train.arguments import training_arguments
-from llava_core.train.callbacks import TrackingCallback
+from llava_core.train.callbacks import (
+    PREEMPTED_EXIT_CODE,
+    Preempted,
+    PreemptionCallback,
+    TestHooksCallback,
+    TrackingCallback,
+)
 from llava_core.train.sampler import ModalityLengthSampler
 
 log = logging.getLogger(__name__)
@@ -37,14 +45,64 @@ class LlavaTrainer(Trainer):
         self.group_by_modality = group_by_modality
         self.num_truncated = 0
         self.num_tokens = 0
+        self._modality_sampler: ModalityLengthSampler | None = None
 
     def _get_train_sampler(self, train_dataset=None):
         dataset = train_dataset if train_dataset is not None else self.train_dataset
         if not self.group_by_modality:
             return super()._get_train_sampler(dataset)
         a = self.args
-        return ModalityLengthSampler(dataset.modality_lengths(), per_device_batch=a.per_device_train_batch_size,
-                                     world_size=a.world_size, grad_accum=a.gradient_accumulation_steps, seed=a.seed)
+        self._modality_sampler = ModalityLengthSampler(
+            dataset.modality_lengths(), per_device_batch=a.per_device_train_batch_size, world_size=a.world_size,
+            grad_accum=a.gradient_accumulation_steps, seed=a.seed)
+        return self._modality_sampler
+
+    def _run_epoch(self, *args, **kwargs):
+        # accelerate forwards set_epoch to the sampler, except through the SkipBatchSampler +
+        # BatchSamplerShard pair of a resumed multi-process run; set it here for every case.
+        if self._modality_sampler is not None and "epoch" in kwargs:
+            self._modality_sampler.set_epoch(kwargs["epoch"])
+        return super()._run_epoch(*args, **kwargs)
+
+    # -- checkpoints: the HF Trainer saves through save_pretrained, which writes LLaVA's original
+    # key names (language_model.model.*), but resumes with a plain load_state_dict(strict=False),
+    # which then matches nothing and silently keeps the fresh weights. These two methods make a
+    # resumed run start from the checkpoint's weights (and a LoRA run keep its trained projector).
+    def _save(self, output_dir=None, state_dict=None):
+        super()._save(output_dir, state_dict)
+        if _is_peft(self.model) and self.args.should_save:
+            from safetensors.torch import save_file
+
+            extra = {n: p.detach().cpu().contiguous() for n, p in self.model.named_parameters()
+                     if p.requires_grad and "lora_" not in n}
+            if extra:
+                save_file(extra, os.path.join(output_dir or self.args.output_dir, NON_LORA_CHECKPOINT))
+
+    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+        model = model if model is not None else self.model
+        ckpt = Path(resume_from_checkpoint)
+        if _is_peft(model):
+            super()._load_from_checkpoint(resume_from_checkpoint, model)
+            if (ckpt / NON_LORA_CHECKPOINT).is_file():
+                from safetensors.torch import load_file
+
+                result = model.load_state_dict(load_file(ckpt / NON_LORA_CHECKPOINT), strict=False)
+                if result.unexpected_keys:
+                    raise RuntimeError(f"{ckpt / NON_LORA_CHECKPOINT}: unexpected keys {result.unexpected_keys[:5]}")
+            return
+        if not (ckpt / "model.safetensors").is_file():
+            return super()._load_from_checkpoint(resume_from_checkpoint, model)
+        from safetensors.torch import load_file
+
+        saved = load_file(ckpt / "model.safetensors", device="cpu")
+        native = _to_module_keys(model, saved)
+        result = model.load_state_dict(native, strict=False)
+        tied = getattr(model, "_tied_weights_keys", None) or {}
+        missing = [k for k in result.missing_keys if k not in tied]
+        if missing or result.unexpected_keys:
+            raise RuntimeError(f"checkpoint {ckpt} does not fit the model: missing {missing[:5]}, "
+                               f"unexpected {list(result.unexpected_keys)[:5]}")
+        log.info("restored %d tensors from %s", len(native), ckpt)
 
     def create_optimizer(self, model=None):
         if self.projector_lr is None or self.optimizer is not None:
@@ -67,6 +125,28 @@ class LlavaTrainer(Trainer):
         return super().compute_loss(model, inputs, return_outputs=return_outputs, **kwargs)
 
 
+NON_LORA_CHECKPOINT = "non_lora_trainables.safetensors"  # in a LoRA run's Trainer checkpoints
+
+
+def _is_peft(model) -> bool:
+    return hasattr(model, "peft_config") and hasattr(model, "get_base_model")
+
+
+def _to_module_keys(model, saved: dict) -> dict:
+    """Rename a state dict written by ``save_pretrained`` (original key names) to ``model``'s own names."""
+    try:
+        from transformers.core_model_loading import revert_weight_conversion
+    except ImportError:  # a transformers without key conversions saves the module's own names
+        return saved
+    out = {}
+    for name, tensor in model.state_dict().items():
+        for saved_name in revert_weight_conversion(model, {name: tensor}):
+            if saved_name in saved:
+                out[name] = saved.pop(saved_name)
+    out.update(saved)  # whatever is left is reported as unexpected by load_state_dict
+    return out
+
+
 def _apply_lora(model, lora_cfg):
     from peft import LoraConfig, get_peft_model
 
@@ -85,6 +165,34 @@ def train_stage(cfg, stage: str, *, data_dir: Path, out_dir: Path, run, init_dir
                 records_path: Path | None = None) -> dict:
     """Train ``stage`` ("pretrain" or "finetune") and write its outputs into ``out_dir``."""
     st = cfg[stage]
+    preempt = PreemptionCallback().install()  # early: a signal while the model loads is kept
+    try:
+        return _train_stage(cfg, stage, st, preempt, data_dir=data_dir, out_dir=out_dir, run=run,
+                            init_dir=init_dir, records_path=records_path)
+    finally:
+        preempt.uninstall()
+
+
+def last_complete_checkpoint(ckpt_dir: Path) -> str | None:
+    """The newest ``checkpoint-N`` whose ``trainer_state.json`` exists (the Trainer writes it last,
+    and deletes older checkpoints only after it): a job killed while saving leaves a partial
+    folder, which is skipped so the rerun resumes from the previous complete one."""
+    if not ckpt_dir.is_dir():
+        return None
+    found = []
+    for d in ckpt_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
+        step = d.name.rsplit("-", 1)[1]
+        if d.is_dir() and step.isdigit():
+            found.append((int(step), d))
+    for _, d in sorted(found, reverse=True):
+        if (d / "trainer_state.json").is_file():
+            return str(d)
+        log.warning("skipping incomplete checkpoint %s (no trainer_state.json)", d)
+    return None
+
+
+def _train_stage(cfg, stage: str, st, preempt: PreemptionCallback, *, data_dir: Path, out_dir: Path, run,
+                 init_dir: Path | None, records_path: Path | None) -> dict:
     set_seed(cfg.seed)
     on_gpu = torch.cuda.is_available()
     parts = build_llava(cfg.model, data_dir)
@@ -116,10 +224,18 @@ def train_stage(cfg, stage: str, *, data_dir: Path, out_dir: Path, run, init_dir
                            data_collator=Collator(tokenizer.pad_token_id),
                            projector_lr=st.projector_lr, group_by_modality=st.group_by_modality_length)
     trainer.add_callback(TrackingCallback(run, tokens_counter=lambda: trainer.num_tokens))
-    resume = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
+    trainer.add_callback(preempt)
+    hooks = TestHooksCallback.from_env()
+    if hooks is not None:
+        trainer.add_callback(hooks)
+    resume = last_complete_checkpoint(ckpt_dir)
+    if trainer.is_world_process_zero():
+        (out_dir / PREEMPTED_MARKER).unlink(missing_ok=True)
     if resume:
         log.info("resuming %s from %s", stage, resume)
     result = trainer.train(resume_from_checkpoint=resume)
+    if preempt.stopped_at is not None and trainer.state.global_step < trainer.state.max_steps:
+        _preempted(trainer, run, preempt, stage, out_dir, resumed=resume is not None)
 
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     summary = {"train/final_loss": losses[-1] if losses else float("nan"),
@@ -128,7 +244,11 @@ def train_stage(cfg, stage: str, *, data_dir: Path, out_dir: Path, run, init_dir
                "train/truncated_samples": trainer.num_truncated,
                "train/samples_per_second": result.metrics.get("train_samples_per_second", 0.0),
                "train/runtime_seconds": result.metrics.get("train_runtime", 0.0),
-               "train/resumed": int(resume is not None)}
+               "train/resumed": int(resume is not None),
+               "train/world_size": args.world_size,
+               "train/gradient_accumulation_steps": args.gradient_accumulation_steps,
+               "train/global_batch_size": args.per_device_train_batch_size * args.world_size
+               * args.gradient_accumulation_steps}
     run.log_metrics(summary, step=trainer.state.global_step)
     if trainer.num_truncated:
         log.warning("%s: %d samples were truncated to model_max_length=%d", stage, trainer.num_truncated,
@@ -139,14 +259,38 @@ def train_stage(cfg, stage: str, *, data_dir: Path, out_dir: Path, run, init_dir
     return summary
 
 
+PREEMPTED_MARKER = "preempted.json"  # written beside the outputs; read by the launcher (launch.py)
+
+
+def _preempted(trainer, run, preempt: PreemptionCallback, stage: str, out_dir: Path, *, resumed: bool) -> None:
+    """After a signal-triggered checkpoint: record it, wait for every rank, exit with status 75."""
+    step = trainer.state.global_step
+    if trainer.is_world_process_zero():
+        write_json(out_dir / PREEMPTED_MARKER, {"stage": stage, "signal": preempt.received, "step": step,
+                                                "max_steps": trainer.state.max_steps,
+                                                "checkpoint": last_complete_checkpoint(Path(trainer.args.output_dir))})
+    run.log_metrics({"train/preempted": 1, "train/preempted_at_step": step, "train/resumed": int(resumed)},
+                    step=step)
+    if trainer.args.world_size > 1:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.barrier()  # no rank may exit (and get its peers killed) while another still writes
+    msg = (f"{stage}: {preempt.received or 'signal on another rank'} -> checkpoint at step {step} "
+           f"of {trainer.state.max_steps} in {trainer.args.output_dir}; rerun to resume")
+    log.warning("%s (exit %d)", msg, PREEMPTED_EXIT_CODE)
+    raise Preempted(msg)
+
+
 def _save_outputs(model, parts, stage: str, st, out_dir: Path) -> None:
     if stage == "pretrain":
         save_projector(model, out_dir / "mm_projector.bin")
         return
+    from llava_core.model.checkpoints import save_llava, save_non_lora_trainables
+
     if st.tune == "lora":
         model.save_pretrained(out_dir / "adapter")
+        save_non_lora_trainables(model, out_dir / "adapter")  # the projector, which PEFT's files omit
         model = model.merge_and_unload()
-    with atomic_dir(out_dir / "model") as tmp:
-        model.save_pretrained(tmp)
-        parts.tokenizer.save_pretrained(tmp)
-        parts.image_processor.save_pretrained(tmp)
+    save_llava(model, parts.tokenizer, parts.image_processor, out_dir / "model",
+               vision_feature_select_strategy=model.config.vision_feature_select_strategy)

@@ -40,7 +40,9 @@ def modality_grouped_indices(lengths: list[int], *, per_device_batch: int, world
     """An epoch's sample order (see the module docstring). ``lengths`` are signed word counts."""
     megabatch = per_device_batch * world_size * grad_accum
     abs_len = [abs(x) for x in lengths]
-    mm = [i for i, x in enumerate(lengths) if x > 0]
+    # A zero length has no sign (upstream asserts it never occurs): count it as multimodal, so
+    # that no sample is ever dropped from the epoch.
+    mm = [i for i, x in enumerate(lengths) if x >= 0]
     lang = [i for i, x in enumerate(lengths) if x < 0]
     if not mm or not lang:  # a single modality: plain length grouping
         return [i for mb in _megabatches(list(range(len(lengths))), abs_len, world_size, megabatch, generator)
@@ -57,7 +59,15 @@ def modality_grouped_indices(lengths: list[int], *, per_device_batch: int, world
 
 
 class ModalityLengthSampler(torch.utils.data.Sampler):
-    """A sampler yielding :func:`modality_grouped_indices`; a new order every epoch."""
+    """A sampler yielding :func:`modality_grouped_indices`; a new order every epoch.
+
+    The order depends only on ``seed`` and the epoch given to :meth:`set_epoch` (the convention
+    of ``DistributedSampler``): iterating twice without ``set_epoch`` repeats the order. So every
+    rank computes the same global order, and a run resumed mid-epoch recomputes the exact order
+    of that epoch before the Trainer skips the batches it has already seen. ``LlavaTrainer``
+    calls ``set_epoch`` itself at every epoch start, also on resumed multi-process runs where
+    accelerate's wrappers do not forward it.
+    """
 
     def __init__(self, lengths: list[int], *, per_device_batch: int, world_size: int, grad_accum: int, seed: int):
         self.lengths, self.seed, self.epoch = lengths, seed, 0
@@ -71,6 +81,5 @@ class ModalityLengthSampler(torch.utils.data.Sampler):
 
     def __iter__(self):
         g = torch.Generator().manual_seed(self.seed + self.epoch)
-        self.epoch += 1
         return iter(modality_grouped_indices(self.lengths, per_device_batch=self.per_device_batch,
                                              world_size=self.world_size, grad_accum=self.grad_accum, generator=g))

@@ -105,6 +105,43 @@ def resource(experiment, stage, key):
     return PLANS[experiment]["stages"][stage]["resources"][key]
 
 
+def num_shards(experiment, benchmark):
+    return PLANS[experiment]["stages"][f"eval/{benchmark}"].get("num_shards", 1)
+
+
+def generation_hash(experiment, stage):
+    """The rerun trigger of a shard job: the stage config less the judge and the shard count."""
+    st = PLANS[experiment]["stages"][stage]
+    return st.get("generation_hash", st["hash"])
+
+
+def merge_needs_eval_resources(experiment, benchmark):
+    """A merge job judging with a local model needs the eval GPU; any other merge job does not."""
+    return PLANS[experiment]["stages"][f"eval/{benchmark}"].get("local_judge", False)
+
+
+def eval_shards(w):
+    return num_shards(w.experiment, w.benchmark)
+
+
+def shard_answers(w):
+    n = eval_shards(w)
+    if n == 1:
+        return []
+    return [f"{RESULTS}/{w.experiment}/eval/{w.benchmark}/shards/{k}_of_{n}.jsonl" for k in range(n)]
+
+
+def evaluate_resource(key):
+    """A merge job only concatenates and scores: a small CPU job, unless a local judge runs in it."""
+
+    def get(w):
+        if eval_shards(w) > 1 and not merge_needs_eval_resources(w.experiment, w.benchmark):
+            return {"gpus": 0, "cpus": 1, "mem_mb": 4000, "runtime": 30}[key]
+        return resource(w.experiment, f"eval/{w.benchmark}", key)
+
+    return get
+
+
 # Code each stage runs: editing it reruns that stage (and, through its outputs, what follows).
 # Content digests, not mtimes, so a fresh checkout reruns nothing.
 CODE = {
@@ -113,7 +150,7 @@ CODE = {
     "train": ["llava_core/train", "llava_core/model/build.py", "llava_core/data/conversation.py",
               "llava_core/data/tokenize.py", "llava_core/data/images.py", "llava_core/data/dataset.py",
               "llava_core/data/formats.py"],
-    "eval": ["llava_core/evaluate/generate.py", "llava_core/evaluate/run.py",
+    "eval": ["llava_core/evaluate/generate.py", "llava_core/evaluate/run.py", "llava_core/evaluate/judge.py",
              "llava_core/evaluate/benchmarks/base.py", "llava_core/evaluate/benchmarks/__init__.py",
              "llava_core/evaluate/benchmarks/answer_processing.py", "llava_core/model/build.py",
              "llava_core/data/conversation.py", "llava_core/data/tokenize.py", "llava_core/data/images.py"],
@@ -152,7 +189,12 @@ def train_resources(stage):
     return dict(
         mem_mb=lambda w: resource(w.experiment, stage, "mem_mb"),
         runtime=lambda w: resource(w.experiment, stage, "runtime"),
-        gpu=lambda w: resource(w.experiment, stage, "gpus"),
+        # One node: `gpu` (sbatch --gpus=N, also limits local runs given --resources gpu=N).
+        # Several nodes: `gres` (--gres=gpu:N is per node; --gpus would count the whole job).
+        gpu=lambda w: resource(w.experiment, stage, "gpus") if resource(w.experiment, stage, "nodes") == 1 else 0,
+        gres=lambda w: (f"gpu:{resource(w.experiment, stage, 'gpus')}"
+                        if resource(w.experiment, stage, "nodes") > 1 and resource(w.experiment, stage, "gpus")
+                        else ""),
         nodes=lambda w: resource(w.experiment, stage, "nodes"),
         cpus_per_task=lambda w: resource(w.experiment, stage, "cpus"),
     )

@@ -1,0 +1,402 @@
+"""The LLM judge of the open-ended benchmarks: LLaVA-Bench-in-the-Wild and MM-Vet.
+
+Two backends answer chat-completion requests: an OpenAI-compatible HTTP endpoint (stdlib
+``urllib``; the API key is read from the environment variable the config names and is never
+logged or written) and a local transformers causal LM. On top of them:
+
+* the official prompts: LLaVA-Bench's ``eval_gpt_review_bench.py`` layout
+  (``[Context]``/``[Question]``/``[Assistant 1]``/``[Assistant 2]``/``[System]`` with the
+  ``rule.json`` prompt of the question's category) and MM-Vet's few-shot grader prompt with its
+  retry rule (a reply that is not a number in [0, 1] is asked again with
+  "Predict the correctness of the answer (digit): ", temperature +0.5, at most 5 tries, else 0);
+* ``passes`` independent judge passes (the paper averages 3 LLaVA-Bench review runs);
+* a cache (``judge_cache.jsonl``) keyed by (judge model, prompt digest, pass), appended after every
+  reply, so a killed judge resumes where it stopped and rescoring the same answers costs nothing;
+* retries with exponential backoff on HTTP 429, 5xx, connection errors and timeouts;
+* review files in the official formats that :mod:`.benchmarks.llava_bench` and
+  :mod:`.benchmarks.mm_vet` read: one ``eval_gpt_review_bench.py`` jsonl per pass, and one
+  ``<model>_<judge>-grade-<n>runs.json`` grade file holding every pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from llava_core.config.compose import JUDGED_BENCHMARKS as JUDGED
+from llava_core.io import FormatError, read_json, read_jsonl, write_json, write_jsonl
+
+log = logging.getLogger(__name__)
+
+CACHE_FILE = "judge_cache.jsonl"
+
+# --------------------------------------------------------------------------- official prompts
+#: ``eval_gpt_review_bench.py``: the system message of every LLaVA-Bench review.
+LLAVA_BENCH_SYSTEM = "You are a helpful and precise assistant for checking the quality of the answer."
+
+_LLAVA_BENCH_RULE = (
+    "We would like to request your feedback on the performance of two AI assistants in response to the user "
+    "question displayed above. The user asks the question on observing an image. For your reference, the visual "
+    "content in the image is represented with a few sentences describing the image. \n"
+    "Please rate the helpfulness, relevance, accuracy, level of details of their responses. Each assistant "
+    "receives an overall score on a scale of 1 to 10, where a higher score indicates better overall performance.\n"
+    "Please first output a single line containing only two values indicating the scores for Assistant 1 and 2, "
+    "respectively. The two scores are separated by a space.\n"
+    "In the subsequent line, please provide a comprehensive explanation of your evaluation, avoiding any potential "
+    "bias and ensuring that the order in which the responses were presented does not affect your judgment."
+)
+#: ``llava/eval/table/rule.json``, the three LLaVA-Bench categories (the same text for each).
+LLAVA_BENCH_RULES = {f"llava_bench_{c}": {"role": "Assistant", "prompt": _LLAVA_BENCH_RULE}
+                     for c in ("conv", "detail", "complex")}
+
+#: ``mm-vet_evaluator.py``: the few-shot grader prompt (a user message; no system message).
+MM_VET_PROMPT = """Compare the ground truth and prediction from AI models, to give a correctness score for the prediction. <AND> in the ground truth means it is totally right only when all elements in the ground truth are present in the prediction, and <OR> means it is totally right when any one element in the ground truth is present in the prediction. The correctness score is 0.0 (totally wrong), 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, or 1.0 (totally right). Just complete the last space of the correctness score.
+
+Question | Ground truth | Prediction | Correctness
+--- | --- | --- | ---
+What is x in the equation? | -1 <AND> -5 | x = 3 | 0.0
+What is x in the equation? | -1 <AND> -5 | x = -1 | 0.5
+What is x in the equation? | -1 <AND> -5 | x = -5 | 0.5
+What is x in the equation? | -1 <AND> -5 | x = -5 or 5 | 0.5
+What is x in the equation? | -1 <AND> -5 | x = -1 or x = -5 | 1.0
+Can you explain this meme? | This meme is poking fun at the fact that the names of the countries Iceland and Greenland are misleading. Despite its name, Iceland is known for its beautiful green landscapes, while Greenland is mostly covered in ice and snow. The meme is saying that the person has trust issues because the names of these countries do not accurately represent their landscapes. | The meme talks about Iceland and Greenland. It's pointing out that despite their names, Iceland is not very icy and Greenland isn't very green. | 0.4
+Can you explain this meme? | This meme is poking fun at the fact that the names of the countries Iceland and Greenland are misleading. Despite its name, Iceland is known for its beautiful green landscapes, while Greenland is mostly covered in ice and snow. The meme is saying that the person has trust issues because the names of these countries do not accurately represent their landscapes. | The meme is using humor to point out the misleading nature of Iceland's and Greenland's names. Iceland, despite its name, has lush green landscapes while Greenland is mostly covered in ice and snow. The text 'This is why I have trust issues' is a playful way to suggest that these contradictions can lead to distrust or confusion. The humor in this meme is derived from the unexpected contrast between the names of the countries and their actual physical characteristics. | 1.0
+"""
+MM_VET_RETRY_SUFFIX = "\nPredict the correctness of the answer (digit): "
+MM_VET_MAX_TOKENS = 3
+MM_VET_TRIES = 5
+
+
+def llava_bench_content(captions: list[str], question: str, reference: str, answer: str, rule: dict) -> str:
+    """The user message of one LLaVA-Bench review, laid out as ``eval_gpt_review_bench.py``."""
+    role, prompt = rule["role"], rule["prompt"]
+    return (f"[Context]\n{chr(10).join(captions)}\n\n"
+            f"[Question]\n{question}\n\n"
+            f"[{role} 1]\n{reference}\n\n[End of {role} 1]\n\n"
+            f"[{role} 2]\n{answer}\n\n[End of {role} 2]\n\n"
+            f"[System]\n{prompt}\n\n")
+
+
+def parse_review_score(review: str) -> list[float]:
+    """``parse_score`` of ``eval_gpt_review_bench.py``: "s1 s2" (or "s1, s2") on the first line; else [-1, -1]."""
+    try:
+        sp = review.split("\n")[0].replace(",", " ").split(" ")
+        if len(sp) == 2:
+            return [float(sp[0]), float(sp[1])]
+    except ValueError:
+        pass
+    log.warning("judge reply without a score pair on its first line: %r", review[:80])
+    return [-1.0, -1.0]
+
+
+def mm_vet_content(question: str, ground_truth: str, prediction: str, retry: bool = False) -> str:
+    gt = ground_truth.replace("<AND>", " <AND> ").replace("<OR>", " <OR> ")
+    text = MM_VET_PROMPT + "\n" + " | ".join([question, gt, prediction, ""])
+    return text + (MM_VET_RETRY_SUFFIX if retry else "")
+
+
+def parse_grade(content: str) -> float | None:
+    """The grader's score: the reply's first word as a number in [0, 1], else None."""
+    try:
+        score = float(content.split(" ")[0].strip())
+    except ValueError:
+        return None
+    return score if 0.0 <= score <= 1.0 else None
+
+
+# --------------------------------------------------------------------------- backends
+class JudgeError(RuntimeError):
+    """The judge could not answer (after retries, or a non-retryable error)."""
+
+
+class OpenAIChat:
+    """``POST {base_url}/chat/completions`` with retries; the key comes from the environment."""
+
+    def __init__(self, cfg, sleep: Callable[[float], None] | None = None):
+        self.model = str(cfg.model)
+        self.url = str(cfg.base_url).rstrip("/") + "/chat/completions"
+        self.api_key_env = str(cfg.api_key_env)
+        self.timeout = float(cfg.timeout_s)
+        self.max_retries = int(cfg.max_retries)
+        self.backoff = float(cfg.backoff_s)
+        self.sleep = sleep or (lambda seconds: time.sleep(seconds))
+        self.requests = 0  # HTTP requests sent (tests count them)
+
+    def _key(self) -> str | None:
+        return os.environ.get(self.api_key_env) or None
+
+    def complete(self, messages: list[dict], *, temperature: float, max_tokens: int, seed: int) -> tuple[str, str]:
+        """(reply text, the model name the server reports)."""
+        body = json.dumps({"model": self.model, "messages": messages, "temperature": temperature,
+                           "max_tokens": max_tokens}).encode()
+        headers = {"Content-Type": "application/json"}
+        key = self._key()
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        for attempt in range(self.max_retries + 1):
+            req = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
+            self.requests += 1
+            try:
+                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                    data = json.loads(resp.read().decode("utf-8"))
+                return data["choices"][0]["message"]["content"] or "", str(data.get("model") or self.model)
+            except urllib.error.HTTPError as e:
+                retry_after = e.headers.get("Retry-After") if e.headers else None
+                if e.code != 429 and e.code < 500:
+                    raise JudgeError(f"judge endpoint {self.url} answered HTTP {e.code} ({e.reason}); "
+                                     f"check evaluation.judge.model/base_url and ${self.api_key_env}") from None
+                why = f"HTTP {e.code}"
+            except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
+                retry_after, why = None, type(getattr(e, "reason", e)).__name__
+            except (KeyError, IndexError, TypeError, json.JSONDecodeError):
+                raise JudgeError(f"judge endpoint {self.url} sent a reply without choices[0].message.content") \
+                    from None
+            if attempt == self.max_retries:
+                raise JudgeError(f"judge endpoint {self.url}: {why} after {attempt + 1} tries")
+            wait = min(60.0, self.backoff * 2 ** attempt)
+            if retry_after:
+                try:
+                    wait = min(60.0, max(wait, float(retry_after)))
+                except ValueError:
+                    pass
+            log.warning("judge: %s; retrying in %.1f s (%d/%d)", why, wait, attempt + 1, self.max_retries)
+            self.sleep(wait)
+        raise AssertionError("unreachable")
+
+
+class LocalChat:
+    """A transformers causal LM as judge (chat template if the tokenizer has one)."""
+
+    def __init__(self, cfg):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.model = str(cfg.model)
+        self.tokenizer = AutoTokenizer.from_pretrained(self.model)
+        dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
+        self.lm = AutoModelForCausalLM.from_pretrained(self.model, dtype=dtype)
+        if torch.cuda.is_available():
+            self.lm.to("cuda")
+        self.lm.eval()
+        self.requests = 0
+
+    def complete(self, messages: list[dict], *, temperature: float, max_tokens: int, seed: int) -> tuple[str, str]:
+        import torch
+
+        tok = self.tokenizer
+        if getattr(tok, "chat_template", None):
+            ids = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                          return_dict=True)["input_ids"]
+        else:
+            text = "\n\n".join(m["content"] for m in messages) + "\n"
+            ids = tok(text, return_tensors="pt").input_ids
+        ids = ids.to(self.lm.device)
+        torch.manual_seed(seed)
+        self.requests += 1
+        with torch.inference_mode():
+            out = self.lm.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_tokens,
+                                   do_sample=temperature > 0, temperature=temperature if temperature > 0 else None,
+                                   top_p=None, top_k=None,
+                                   pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
+        return tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip(), self.model
+
+
+def make_backend(cfg):
+    if cfg.kind == "openai":
+        return OpenAIChat(cfg)
+    if cfg.kind == "local":
+        return LocalChat(cfg)
+    raise ValueError(f"evaluation.judge.kind={cfg.kind!r}: no judge configured (openai or local)")
+
+
+# --------------------------------------------------------------------------- cache
+def prompt_digest(messages: list[dict], temperature: float, max_tokens: int) -> str:
+    payload = json.dumps({"messages": messages, "temperature": temperature, "max_tokens": max_tokens},
+                         sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+class JudgeCache:
+    """Replies by (judge model, prompt digest, pass), appended to a jsonl as they arrive."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.entries: dict[tuple[str, str, int], dict] = {}
+        if self.path.exists():
+            with open(self.path, encoding="utf-8") as fh:
+                for line in fh:
+                    try:
+                        e = json.loads(line)
+                        self.entries[(e["judge"], e["prompt_digest"], int(e["pass"]))] = e
+                    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                        continue  # a line cut short by a kill
+
+    def get(self, judge: str, digest: str, pass_: int) -> dict | None:
+        return self.entries.get((judge, digest, pass_))
+
+    def put(self, judge: str, digest: str, pass_: int, content: str, model: str) -> dict:
+        entry = {"judge": judge, "prompt_digest": digest, "pass": pass_, "content": content, "model": model}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a+b") as fh:
+            if fh.seek(0, os.SEEK_END):  # end a line cut short by a kill first
+                fh.seek(-1, os.SEEK_END)
+                if fh.read(1) != b"\n":
+                    fh.write(b"\n")
+            fh.write((json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8"))
+            fh.flush()
+            os.fsync(fh.fileno())
+        self.entries[(judge, digest, pass_)] = entry
+        return entry
+
+
+class Judge:
+    """A backend behind the cache: :meth:`ask` sends a request only for an unseen (prompt, pass)."""
+
+    def __init__(self, cfg, cache_path: Path, backend=None):
+        self.cfg = cfg
+        self.name = str(cfg.model)
+        self.backend = backend if backend is not None else make_backend(cfg)
+        self.cache = JudgeCache(cache_path)
+        self.cached = 0
+        self.served: set[str] = set()  # model names the backend reported
+
+    def ask(self, messages: list[dict], *, pass_: int, temperature: float, max_tokens: int) -> tuple[str, str]:
+        digest = prompt_digest(messages, temperature, max_tokens)
+        hit = self.cache.get(self.name, digest, pass_)
+        if hit is not None:
+            self.cached += 1
+            model = hit.get("model", self.name)
+        else:
+            seed = int(digest[:8], 16) ^ pass_
+            content, model = self.backend.complete(messages, temperature=temperature, max_tokens=max_tokens,
+                                                   seed=seed)
+            hit = self.cache.put(self.name, digest, pass_, content, model)
+        self.served.add(model)
+        return hit["content"], model
+
+    @property
+    def requests(self) -> int:
+        return int(getattr(self.backend, "requests", 0))
+
+
+# --------------------------------------------------------------------------- benchmarks
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-._" else "_" for c in name)
+
+
+def judge_llava_bench(judge: Judge, eval_root: Path, answers: list[dict], out_dir: Path, passes: int,
+                      progress: Callable[[str], None] | None = None) -> list[Path]:
+    """One ``eval_gpt_review_bench.py``-format review jsonl per pass; returns their paths."""
+    from llava_core.evaluate.benchmarks.llava_bench import QUESTION_FILE, LLaVABench
+
+    root = LLaVABench().root(eval_root)
+    questions = read_jsonl(root / QUESTION_FILE)
+    for path in (root / "context.jsonl", root / "answers_gpt4.jsonl"):
+        if not path.is_file():
+            raise FormatError(path, None, "needed by the LLaVA-Bench judge",
+                              "context.jsonl and answers_gpt4.jsonl come with HF liuhaotian/llava-bench-in-the-wild")
+    contexts = {c["image"]: c for c in read_jsonl(root / "context.jsonl")}
+    references = {str(a["question_id"]): a for a in read_jsonl(root / "answers_gpt4.jsonl")}
+    by_id = {str(a["question_id"]): a for a in answers}
+    cfg = judge.cfg
+    paths = []
+    for p in range(passes):
+        rows = []
+        for idx, q in enumerate(questions):
+            qid = str(q["question_id"])
+            if qid not in by_id or qid not in references:
+                raise FormatError(root / QUESTION_FILE, idx + 1, f"question {qid!r} has no "
+                                  f"{'model answer' if qid not in by_id else 'GPT-4 reference answer'}")
+            category = "llava_bench_" + q["category"]
+            if category not in LLAVA_BENCH_RULES:
+                raise FormatError(root / QUESTION_FILE, idx + 1, f"category {q['category']!r} has no judge rule",
+                                  "expected conv, detail or complex")
+            if q["image"] not in contexts:
+                raise FormatError(root / "context.jsonl", None, f"no context for image {q['image']!r}")
+            ref, ans = references[qid], by_id[qid]
+            content = llava_bench_content(contexts[q["image"]]["caption"], q["text"], ref["text"], ans["text"],
+                                          LLAVA_BENCH_RULES[category])
+            messages = [{"role": "system", "content": LLAVA_BENCH_SYSTEM}, {"role": "user", "content": content}]
+            review, _ = judge.ask(messages, pass_=p, temperature=float(cfg.temperature),
+                                  max_tokens=int(cfg.max_tokens))
+            rows.append({"id": idx + 1, "question_id": q["question_id"],
+                         "answer1_id": ref.get("answer_id", ref["question_id"]),
+                         "answer2_id": ans.get("answer_id", ans["question_id"]), "category": category,
+                         "content": review, "tuple": parse_review_score(review)})
+        path = Path(out_dir) / "reviews" / f"{_safe(judge.name)}-eval{p + 1}.jsonl"
+        write_jsonl(path, rows)
+        paths.append(path)
+        if progress:
+            progress(f"llava_bench judge pass {p + 1}/{passes} done")
+    return paths
+
+
+def judge_mm_vet(judge: Judge, eval_root: Path, answers: list[dict], out_dir: Path, passes: int,
+                 model_name: str = "llava", progress: Callable[[str], None] | None = None) -> list[Path]:
+    """The official grader's ``<model>_<judge>-grade-<passes>runs.json``; returns ``[path]``."""
+    from llava_core.evaluate.benchmarks.mm_vet import METADATA_FILE, MMVet, grader_key
+
+    meta_path = MMVet().root(eval_root) / METADATA_FILE
+    if not meta_path.is_file():
+        raise FormatError(meta_path, None, "needed by the MM-Vet judge (questions, ground truths, capabilities)",
+                          "mm-vet.json comes with mm-vet.zip")
+    meta = read_json(meta_path)
+    preds = {grader_key(a["question_id"]): a["text"] for a in answers}
+    grades: dict[str, dict[str, list[Any]]] = {}
+    for p in range(passes):
+        for key, pred in preds.items():
+            if key not in meta:
+                raise FormatError(meta_path, None, f"no entry {key!r} for an answered question")
+            line = meta[key]
+            grade = grades.setdefault(key, {"model": [], "content": [], "score": []})
+            temperature, score, content, model = 0.0, None, "", judge.name
+            for attempt in range(MM_VET_TRIES):
+                text = mm_vet_content(line["question"], str(line["answer"]), pred, retry=attempt > 0)
+                content, model = judge.ask([{"role": "user", "content": text}], pass_=p, temperature=temperature,
+                                           max_tokens=MM_VET_MAX_TOKENS)
+                score = parse_grade(content)
+                if score is not None:
+                    break
+                if attempt > 0:
+                    temperature += 0.5
+            grade["model"].append(model)
+            grade["content"].append(content)
+            grade["score"].append(0.0 if score is None else score)
+        if progress:
+            progress(f"mm_vet judge pass {p + 1}/{passes} done")
+    path = Path(out_dir) / "reviews" / f"{_safe(model_name)}_{_safe(judge.name)}-grade-{passes}runs.json"
+    write_json(path, grades, indent=4)
+    return [path]
+
+
+def judge_benchmark(cfg, benchmark: str, eval_root: Path, answers: list[dict], out_dir: Path,
+                    model_name: str = "llava", backend=None) -> tuple[list[Path], Judge]:
+    """Judge ``answers`` of a judged benchmark; returns the review files the scorer reads, and the judge."""
+    if benchmark not in JUDGED:
+        raise ValueError(f"{benchmark} is not judged (judged: {', '.join(JUDGED)})")
+    judge = Judge(cfg, Path(out_dir) / CACHE_FILE, backend=backend)
+    fn = judge_llava_bench if benchmark == "llava_bench" else judge_mm_vet
+    kwargs = {"model_name": model_name} if benchmark == "mm_vet" else {}
+    paths = fn(judge, eval_root, answers, out_dir, int(cfg.passes), progress=log.info, **kwargs)
+    log.info("%s judge %s: %d requests, %d cached replies", benchmark, judge.name, judge.requests, judge.cached)
+    return paths, judge
+
+
+def judge_params(cfg, judge: Judge | None = None) -> dict:
+    """MLflow params of the judge that scored (no secrets). Prefixed ``eval.judge.`` so they never
+    clash with the stage's ``judge.*`` config params; ``served_models`` is what the endpoint says
+    answered (an alias such as ``gpt-4`` resolves to a dated snapshot)."""
+    out = {"eval.judge.kind": cfg.kind, "eval.judge.model": cfg.model, "eval.judge.passes": cfg.passes}
+    if cfg.kind == "openai":
+        out["eval.judge.base_url"] = cfg.base_url
+    if judge is not None and judge.served:
+        out["eval.judge.served_models"] = ",".join(sorted(judge.served))
+    return out

@@ -1,0 +1,238 @@
+"""Checkpoints: our folder loads with Auto* classes, original and llava-hf imports, LoRA merges."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace as NS
+
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+from tiny_tokenizers import CORPUS, plain_tokenizer
+from torch import nn
+from transformers import (
+    AutoModelForImageTextToText,
+    AutoProcessor,
+    CLIPVisionModel,
+    LlamaConfig,
+    LlamaForCausalLM,
+    LlavaProcessor,
+)
+
+from llava_core.cli import main
+from llava_core.data.conversation import Rendered, render_prompt
+from llava_core.data.images import process_image
+from llava_core.data.tokenize import encode
+from llava_core.model.build import build_llava, load_trained, set_trainable
+from llava_core.model.checkpoints import (
+    NON_LORA_FILE,
+    import_llava_hf,
+    import_original,
+    load_llava,
+    merge_lora,
+    save_llava,
+    save_non_lora_trainables,
+)
+from llava_core.model.tiny import build_tiny_parts
+
+SYN = NS(image_size=32, llm=NS(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                               vocab_size=300),
+         vision=NS(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, patch_size=8))
+MODEL = NS(llm="{data}/tiny-llm", vision_tower="{data}/tiny-clip", projector_type="mlp2x_gelu",
+           vision_feature_layer=-2, vision_feature_select_strategy="default", image_size=32, patch_size=8,
+           model_max_length=128, torch_dtype="fp32")
+QUESTION = "What color is the shape?"
+
+
+@pytest.fixture(scope="module")
+def parts_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("parts")
+    build_tiny_parts(d, CORPUS, SYN, seed=0)
+    return d
+
+
+@pytest.fixture(scope="module")
+def image():
+    img = Image.new("RGB", (32, 32), (30, 200, 40))
+    img.paste((220, 20, 20), (8, 8, 24, 24))
+    return img
+
+
+def _inputs(parts, image, prompt=None):
+    """Our own encoding of a generation prompt plus pixels, as evaluation builds them."""
+    prompt = prompt or render_prompt("vicuna_v1", QUESTION, has_image=True)
+    ids = encode(Rendered(prompt, []), parts.tokenizer, max_length=256, num_image_tokens=parts.num_image_tokens)
+    pixels = process_image(image, parts.image_processor, "square")
+    return prompt, torch.tensor([ids.input_ids]), pixels[None]
+
+
+@torch.no_grad()
+def _logits(model, ids, pixels):
+    model.eval()
+    return model(input_ids=ids, pixel_values=pixels).logits
+
+
+# ----------------------------------------------------------------------------- (a) our folder
+@pytest.mark.parametrize("strategy", ["default", "full"])
+def test_saved_folder_loads_with_auto_classes_and_gives_identical_logits(parts_dir, tmp_path, image, strategy):
+    torch.manual_seed(0)
+    parts = build_llava(NS(**{**vars(MODEL), "vision_feature_select_strategy": strategy}), parts_dir)
+    out = save_llava(parts.model, parts.tokenizer, parts.image_processor, tmp_path / "ckpt",
+                     vision_feature_select_strategy=strategy)
+    assert {"config.json", "model.safetensors", "processor_config.json", "tokenizer.json"} <= {
+        p.name for p in out.iterdir()}
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left
+
+    prompt, ids, pixels = _inputs(parts, image)
+    model = AutoModelForImageTextToText.from_pretrained(out)
+    processor = AutoProcessor.from_pretrained(out)
+    assert isinstance(processor, LlavaProcessor)
+    batch = processor(text=prompt, images=image, return_tensors="pt")
+    assert batch["input_ids"].tolist() == ids.tolist()
+    n_image = int((batch["input_ids"] == model.config.image_token_index).sum())
+    assert n_image == model.config.image_seq_length == (16 if strategy == "default" else 17)
+    assert torch.equal(batch["pixel_values"], pixels)
+    assert torch.equal(_logits(model, batch["input_ids"], batch["pixel_values"]), _logits(parts.model, ids, pixels))
+
+    for loaded in (load_llava(out, "fp32"), load_trained(out, "fp32")):
+        assert loaded.num_image_tokens == parts.num_image_tokens
+        assert torch.equal(_logits(loaded.model, ids, pixels), _logits(parts.model, ids, pixels))
+
+
+def test_save_refuses_a_processor_that_disagrees_with_the_model(parts_dir, tmp_path):
+    parts = build_llava(MODEL, parts_dir)
+    with pytest.raises(ValueError, match="vision_feature_select_strategy"):
+        save_llava(parts.model, parts.tokenizer, parts.image_processor, tmp_path / "x",
+                   vision_feature_select_strategy="full")
+    assert not (tmp_path / "x").exists()
+
+
+# ----------------------------------------------------------------------------- (b) original layout
+def _write_original(src, parts_dir, *, fmt: str, projector_type: str = "mlp2x_gelu"):
+    """A fake ``liuhaotian/llava-v1.5`` folder: Llama + ``model.mm_projector`` weights in two shards."""
+    torch.manual_seed(1)
+    tokenizer = plain_tokenizer()
+    llm = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
+                                       num_attention_heads=4, num_key_value_heads=4, intermediate_size=64,
+                                       max_position_embeddings=512, bos_token_id=1, eos_token_id=2,
+                                       tie_word_embeddings=False))
+    projector = nn.Sequential(nn.Linear(32, 32), nn.GELU(), nn.Linear(32, 32))
+    state = {k: v.contiguous() for k, v in llm.state_dict().items()}
+    state.update({f"model.mm_projector.{k}": v for k, v in projector.state_dict().items()})
+    state["model.layers.0.self_attn.rotary_emb.inv_freq"] = torch.ones(4)  # old checkpoints carry these
+    keys = sorted(state)
+    shards = [keys[: len(keys) // 2], keys[len(keys) // 2:]]
+    src.mkdir()
+    weight_map = {}
+    for i, names in enumerate(shards, 1):
+        if fmt == "safetensors":
+            name = f"model-0000{i}-of-00002.safetensors"
+            save_file({k: state[k] for k in names}, str(src / name), metadata={"format": "pt"})
+        else:
+            name = f"pytorch_model-0000{i}-of-00002.bin"
+            torch.save({k: state[k] for k in names}, src / name)
+        weight_map.update(dict.fromkeys(names, name))
+    index = "model.safetensors.index.json" if fmt == "safetensors" else "pytorch_model.bin.index.json"
+    (src / index).write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    config = {**llm.config.to_dict(), "architectures": ["LlavaLlamaForCausalLM"], "model_type": "llava",
+              "mm_vision_tower": "openai/clip-vit-large-patch14-336", "mm_hidden_size": 32,
+              "mm_projector_type": projector_type, "mm_vision_select_layer": -2,
+              "mm_vision_select_feature": "patch", "image_aspect_ratio": "pad", "use_mm_proj": True,
+              "mm_use_im_start_end": False, "mm_use_im_patch_token": False, "tune_mm_mlp_adapter": False,
+              "freeze_mm_mlp_adapter": False, "image_grid_pinpoints": None, "mm_resampler_type": None}
+    (src / "config.json").write_text(json.dumps(config))
+    tokenizer.save_pretrained(src)
+    return llm.eval(), projector.eval(), tokenizer
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "bin"])
+@torch.no_grad()
+def test_import_original_matches_the_original_forward(parts_dir, tmp_path, image, fmt):
+    llm, projector, plain = _write_original(tmp_path / "orig", parts_dir, fmt=fmt)
+    out = import_original(tmp_path / "orig", tmp_path / "ours", vision_tower=parts_dir / "tiny-clip")
+    parts = load_llava(out, "fp32")
+    cfg = parts.model.config
+    vocab = len(plain)
+    assert cfg.image_token_index == vocab and parts.tokenizer.pad_token_id == vocab + 1
+    assert cfg.text_config.vocab_size == 320  # 282 padded to a multiple of 64
+    assert cfg.vision_feature_layer == -2 and cfg.vision_feature_select_strategy == "default"
+    assert cfg.image_seq_length == 16 and cfg.image_aspect_ratio == "pad"
+    emb = parts.model.get_input_embeddings().weight
+    assert torch.allclose(emb[vocab:], emb[:vocab].mean(0).expand(320 - vocab, -1))
+
+    prompt, ids, pixels = _inputs(parts, image)
+    batch = AutoProcessor.from_pretrained(out)(text=prompt, images=image, return_tensors="pt")
+    assert batch["input_ids"].tolist() == ids.tolist()
+    got = _logits(parts.model, ids, pixels)
+
+    # The original model's forward: the text embeddings with the projected penultimate-layer patch
+    # features spliced in where the image sentinel was.
+    clip = CLIPVisionModel.from_pretrained(parts_dir / "tiny-clip").eval()
+    features = projector(clip(pixels, output_hidden_states=True).hidden_states[-2][:, 1:])
+    row = ids[0].tolist()
+    first, last = row.index(vocab), len(row) - row[::-1].index(vocab)
+    embed = llm.get_input_embeddings()
+    embeds = torch.cat([embed(ids[:, :first]), features, embed(ids[:, last:])], dim=1)
+    want = llm(inputs_embeds=embeds).logits
+    assert torch.allclose(got[..., :vocab], want, atol=1e-5, rtol=1e-5)
+
+
+def test_import_original_refuses_other_projectors(parts_dir, tmp_path):
+    _write_original(tmp_path / "orig", parts_dir, fmt="safetensors", projector_type="linear")
+    with pytest.raises(ValueError, match="mm_projector_type='linear'"):
+        import_original(tmp_path / "orig", tmp_path / "ours", vision_tower=parts_dir / "tiny-clip")
+    assert not (tmp_path / "ours").exists()
+
+
+# ----------------------------------------------------------------------------- (c) llava-hf
+@pytest.mark.parametrize("via_cli", [False, True])
+def test_llava_hf_round_trip(parts_dir, tmp_path, image, via_cli):
+    torch.manual_seed(2)
+    parts = build_llava(MODEL, parts_dir)
+    src = tmp_path / "hf"
+    parts.model.save_pretrained(src)
+    # An older llava-hf processor: no num_additional_image_tokens, so it would count 15 tokens.
+    LlavaProcessor(image_processor=parts.image_processor, tokenizer=parts.tokenizer, patch_size=8,
+                   vision_feature_select_strategy="default", chat_template="{{ messages }}").save_pretrained(src)
+    if via_cli:
+        assert main(["import-checkpoint", str(src), "--out", str(tmp_path / "ours"), "--layout", "llava-hf"]) == 0
+    else:
+        import_llava_hf(src, tmp_path / "ours")
+    processor = AutoProcessor.from_pretrained(tmp_path / "ours")
+    assert processor.num_additional_image_tokens == 1 and processor.chat_template == "{{ messages }}"
+    prompt, ids, pixels = _inputs(parts, image)
+    batch = processor(text=prompt, images=image, return_tensors="pt")
+    assert batch["input_ids"].tolist() == ids.tolist()
+    loaded = load_llava(tmp_path / "ours", "fp32")
+    assert loaded.tokenizer.get_vocab()["<image>"] == parts.model.config.image_token_index
+    assert torch.equal(_logits(loaded.model, ids, pixels), _logits(parts.model, ids, pixels))
+
+
+# ----------------------------------------------------------------------------- (d) LoRA merge
+@torch.no_grad()
+def test_lora_merge_matches_the_unmerged_adapter(parts_dir, tmp_path, image):
+    from llava_core.train.runner import _apply_lora, _save_outputs
+
+    torch.manual_seed(3)
+    parts = build_llava(MODEL, parts_dir)
+    base_dir = save_llava(parts.model, parts.tokenizer, parts.image_processor, tmp_path / "base")
+    set_trainable(parts.model, "lora")
+    peft_model = _apply_lora(parts.model, NS(r=4, alpha=8, dropout=0.0, bias="none",
+                                             target_modules=["q_proj", "v_proj"]))
+    assert not [n for n, _ in peft_model.named_parameters() if "lora_" in n and "vision_tower" in n]
+    for name, p in peft_model.named_parameters():  # "train": LoRA B starts at zero, move it and the projector
+        if "lora_B" in name or "multi_modal_projector" in name:
+            p.add_(torch.randn_like(p) * 0.1)
+    saved = save_non_lora_trainables(peft_model, tmp_path / "extra")
+    assert saved and all(n.startswith("model.multi_modal_projector.") for n in saved)
+    _, ids, pixels = _inputs(parts, image)
+    want = _logits(peft_model, ids, pixels)
+
+    # What the runner writes at the end of a LoRA stage 2: adapter (+ projector) and merged model.
+    _save_outputs(peft_model, parts, "finetune", NS(tune="lora"), tmp_path / "run")
+    assert (tmp_path / "run" / "adapter" / NON_LORA_FILE).exists()
+    for out in (tmp_path / "run" / "model", merge_lora(base_dir, tmp_path / "run" / "adapter", tmp_path / "merged")):
+        merged = load_llava(out, "fp32")
+        assert not any("lora" in n for n, _ in merged.model.named_parameters())
+        assert torch.allclose(_logits(merged.model, ids, pixels), want, atol=1e-5, rtol=1e-4)

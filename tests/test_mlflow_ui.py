@@ -1,0 +1,70 @@
+"""Two tiny runs that differ in one hyperparameter, side by side on MLflow's compare-runs page,
+read from the page in headless Chromium (Debian's chromium driven by Playwright)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import urllib.parse
+from pathlib import Path
+
+import pytest
+from conftest import free_port, run, start_mlflow_server
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# CI installs Debian's chromium and Playwright; elsewhere the test needs them too.
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists() and not os.environ.get("CI"),
+                                reason="needs Debian's chromium (apt-get install chromium) and playwright")
+BENCHMARKS = ["gqa", "pope", "scienceqa"]
+
+
+def _variant(tiny_local: Path, dest: Path) -> Path:
+    """The tiny run again with another stage-2 learning rate (stage 2, evals and report rerun)."""
+    shutil.copytree(tiny_local, dest, ignore=shutil.ignore_patterns("checkpoints", "mirror"))
+    run(["snakemake", "--cores", "2", "--forcerun", "finetune", "--config", f"results={dest}",
+         "overrides=finetune.learning_rate=1e-3"], timeout=1500)
+    return dest
+
+
+def test_compare_page_shows_the_differing_param_and_every_benchmark(tmp_path, tiny_local):
+    from playwright.sync_api import sync_playwright
+
+    results = _variant(tiny_local, tmp_path / "results")
+    port = free_port()
+    server = start_mlflow_server(f"sqlite:///{results / 'mlflow.db'}", port, tmp_path / "artifacts")
+    try:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(f"http://127.0.0.1:{port}")
+        exp = client.get_experiment_by_name("llava-core")
+        parents = [r for r in client.search_runs([exp.experiment_id])
+                   if r.data.tags.get("llava.role") == "parent" and r.info.run_name == "tiny"]
+        assert sorted(r.data.params["finetune.learning_rate"] for r in parents) == ["0.001", "0.003"]
+        for r in parents:
+            assert all(f"eval/{b}/score" in r.data.metrics for b in BENCHMARKS)
+        ids = json.dumps([r.info.run_id for r in parents])
+        url = (f"http://127.0.0.1:{port}/#/compare-runs?runs={urllib.parse.quote(ids)}"
+               f"&experiments={urllib.parse.quote(json.dumps([exp.experiment_id]))}")
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+                "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+            page = browser.new_page(viewport={"width": 1500, "height": 2200})
+            page.goto(url, wait_until="networkidle", timeout=120_000)
+            page.get_by_text("finetune.learning_rate").first.wait_for(timeout=120_000)
+            page.get_by_text("eval/gqa/score").first.wait_for(timeout=60_000)
+            text = page.inner_text("body")
+            page.screenshot(path=str(tmp_path / "compare.png"), full_page=True)
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert "finetune.learning_rate" in text and "0.003" in text and "0.001" in text
+    for b in BENCHMARKS:
+        assert f"eval/{b}/score" in text
+    for r in parents:
+        assert r.info.run_id in text or r.info.run_name in text
+    assert (tmp_path / "compare.png").stat().st_size > 10_000
+    if os.environ.get("LLAVA_SCREENSHOT_DIR"):  # how docs/images/mlflow-compare.png is made
+        shutil.copy(tmp_path / "compare.png", Path(os.environ["LLAVA_SCREENSHOT_DIR"]) / "mlflow-compare.png")

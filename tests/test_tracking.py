@@ -1,0 +1,73 @@
+"""The MLflow run hierarchy across processes, and no metric lost while the server is away."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace as NS
+
+from conftest import free_port, run, start_mlflow_server
+from mlflow.tracking import MlflowClient
+
+from llava_core.tracking import flatten, pending_journals, stage_run
+
+
+def _cfg(uri: str) -> NS:
+    return NS(name="exp", tracking=NS(tracking_uri=uri, experiment_name="llava-core"))
+
+
+def test_flatten_nests_keys_and_serialises_lists():
+    assert flatten({"a": {"b": 1, "c": [1, 2]}, "d": None}) == {"a.b": 1, "a.c": "[1, 2]", "d": None}
+
+
+def test_stages_of_separate_calls_share_one_parent(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    config = {"finetune": {"learning_rate": 2e-5}}
+    for stage in ("pretrain", "finetune"):
+        with stage_run(_cfg(uri), stage, tmp_path, tmp_path / "exp", {"lr": 1}, parent_config=config) as r:
+            r.log_metrics({"eval/x/score": 50.0}, on_parent=True)
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("llava-core").experiment_id])
+    parent = [r for r in runs if r.data.tags.get("llava.role") == "parent"]
+    assert len(parent) == 1 and parent[0].data.params["finetune.learning_rate"] == "2e-05"
+    kids = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent[0].info.run_id]
+    assert sorted(r.data.tags["llava.stage"] for r in kids) == ["finetune", "pretrain"]
+    assert parent[0].data.metrics["eval/x/score"] == 50.0
+    # Another configuration of the same experiment gets its own parent.
+    with stage_run(_cfg(uri), "finetune", tmp_path, tmp_path / "exp", {}, parent_config={"finetune": {}}):
+        pass
+    runs = client.search_runs([client.get_experiment_by_name("llava-core").experiment_id])
+    assert len([r for r in runs if r.data.tags.get("llava.role") == "parent"]) == 2
+
+
+def test_unreachable_server_loses_no_metric(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # fail fast; the default retries for minutes
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    # The server is down for the whole stage: the job finishes and keeps a journal.
+    with stage_run(_cfg(uri), "finetune", tmp_path, tmp_path / "exp", {"finetune.learning_rate": 0.1},
+                   parent_config={"seed": 1}) as r:
+        for step in range(5):
+            r.log_metrics({"train/loss": 5.0 - step}, step=step)
+        r.log_metrics({"eval/gqa/score": 91.0}, on_parent=True)
+        (tmp_path / "report.md").write_text("# report\n")
+        r.log_artifact(tmp_path / "report.md")
+    journals = pending_journals(tmp_path)
+    assert len(journals) == 1
+    server = start_mlflow_server(f"sqlite:///{tmp_path / 'server.db'}", port, tmp_path / "artifacts")
+    try:
+        proc = run(["llava-core", "mlflow-sync", "--results", str(tmp_path)])
+        assert proc.stdout.strip(), proc.stderr[-3000:]
+        out = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert out == {"pending": 1, "synced": 1} and not pending_journals(tmp_path)
+        client = MlflowClient(uri)
+        runs = client.search_runs([client.get_experiment_by_name("llava-core").experiment_id])
+        child = next(r for r in runs if r.data.tags.get("llava.stage") == "finetune")
+        parent = next(r for r in runs if r.data.tags.get("llava.role") == "parent")
+        assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert [m.value for m in client.get_metric_history(child.info.run_id, "train/loss")] == [5, 4, 3, 2, 1]
+        assert parent.data.metrics["eval/gqa/score"] == 91.0 and child.info.status == "FINISHED"
+        assert child.data.params["finetune.learning_rate"] == "0.1"
+        assert [a.path for a in client.list_artifacts(child.info.run_id)] == ["report.md"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
