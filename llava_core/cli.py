@@ -211,6 +211,10 @@ def _train(args, stage: str) -> int:
 
     cfg = _load(args)
     out = Path(args.out)
+    if "LOCAL_RANK" not in os.environ:  # once, before any worker starts
+        from llava_core.train.runner import reset_stale_checkpoints
+
+        reset_stale_checkpoints(out / "checkpoints", stage_config(cfg, stage))
     if not args.no_launch:
         status = maybe_launch(args, cfg[stage].resources)  # more than one GPU or node: under torchrun
         if status is not None:

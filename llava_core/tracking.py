@@ -285,19 +285,49 @@ def pending_journals(results_dir: str | Path) -> list[Path]:
     return sorted(Path(results_dir).rglob(".mlflow/pending/*.jsonl"))
 
 
+PREEMPTED_EXIT_CODE = 75  # the exit status of a stage that checkpointed on SIGTERM/SIGUSR1
+
+
 @contextlib.contextmanager
 def stage_run(cfg, stage: str, results_dir: str | Path, exp_dir: Path | None, params: Mapping[str, Any],
               run_name: str | None = None, parent_config: Mapping[str, Any] | None = None) -> Iterator[StageRun]:
-    """Open a child run for ``stage``; it ends FAILED if the block raises."""
+    """Open a child run for ``stage``; it ends FAILED if the block raises.
+
+    A stage preempted by SLURM (exit status 75 after a checkpoint) ends KILLED and leaves a note,
+    so its rerun, which resumes training, re-attaches to the same run: one run, one loss curve.
+    """
     uri = cfg.tracking.tracking_uri or default_tracking_uri(results_dir)
-    run = StageRun(uri=uri, experiment_name=cfg.tracking.experiment_name, run_name=run_name or cfg.name,
-                   stage=stage, exp_dir=exp_dir, params=params, parent_config=parent_config,
-                   journal_dir=Path(exp_dir or results_dir) / ".mlflow" / "pending")
+    record_dir = Path(exp_dir or results_dir) / ".mlflow"
+    note = record_dir / f"{stage.replace('/', '_')}.preempted.json"
+    journal_dir = record_dir / "pending"
+    previous = json.loads(note.read_text()) if note.is_file() else None
+    run = None
+    if previous and previous.get("uri") == uri and previous.get("run_id"):
+        try:
+            run = StageRun(uri=uri, experiment_name="", run_name="", stage=stage, exp_dir=None,
+                           journal_dir=journal_dir, _attach=previous)
+            run.client.update_run(run.run_id, status="RUNNING")
+            log.info("re-attached to MLflow run %s of the preempted %s", run.run_id, stage)
+        except Exception as e:  # noqa: BLE001 - unreachable or deleted: start a new run instead
+            log.warning("cannot re-attach to MLflow run %s (%s); starting a new one", previous["run_id"], e)
+            run = None
+        note.unlink()
+    if run is None:
+        run = StageRun(uri=uri, experiment_name=cfg.tracking.experiment_name, run_name=run_name or cfg.name,
+                       stage=stage, exp_dir=exp_dir, params=params, parent_config=parent_config,
+                       journal_dir=journal_dir)
     try:
         yield run
+    except SystemExit as e:
+        if e.code == PREEMPTED_EXIT_CODE and run.run_id:
+            write_json(note, {"uri": uri, "run_id": run.run_id, "parent_id": run.parent_id})
+            run.finish("KILLED")
+        else:
+            run.finish("FAILED")
+        raise
     except BaseException:
         run.finish("FAILED")
         raise
     run.finish("FINISHED")
-    write_json(Path(exp_dir or results_dir) / ".mlflow" / f"{stage.replace('/', '_')}.json",
+    write_json(record_dir / f"{stage.replace('/', '_')}.json",
                {"run_id": run.run_id, "parent_run_id": run.parent_id, "tracking_uri": uri})

@@ -88,3 +88,25 @@ def test_stage1_step_updates_only_the_projector(parts_dir):
     opt.step()
     changed = {n for n, p in model.named_parameters() if not torch.equal(before[n], p)}
     assert changed and all("multi_modal_projector" in n for n in changed)
+
+
+def test_llava_v1_linear_projector_is_exact_and_round_trips(parts_dir, tmp_path):
+    linear_cfg = NS(**{**vars(MODEL), "projector_type": "linear"})
+    parts = build_llava(linear_cfg, parts_dir)
+    model = parts.model
+    counts = set_trainable(model, "projector")
+    proj = model.model.multi_modal_projector
+    x = torch.randn(3, 32)
+    assert torch.allclose(proj(x), proj.linear_1(x), atol=1e-6)  # one linear map, as LLaVA-1.0
+    assert counts["params/trainable"] == 32 * 32 + 32  # linear_1 only; linear_2 is a frozen identity
+    save_projector(model, tmp_path / "mm_projector.bin")
+    assert set(torch.load(tmp_path / "mm_projector.bin", weights_only=True)) == {
+        "model.mm_projector.weight", "model.mm_projector.bias"}
+    other = build_llava(linear_cfg, parts_dir).model
+    load_projector(other, tmp_path / "mm_projector.bin")
+    assert torch.equal(other.model.multi_modal_projector(x), proj(x))
+    from llava_core.model.checkpoints import load_llava, save_llava
+
+    save_llava(model, parts.tokenizer, parts.image_processor, tmp_path / "ckpt")
+    loaded = load_llava(tmp_path / "ckpt", "fp32").model
+    assert torch.equal(loaded.model.multi_modal_projector(x), proj(x))

@@ -71,3 +71,22 @@ def test_unreachable_server_loses_no_metric(tmp_path, monkeypatch):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_preempted_stage_reattaches_to_its_run(tmp_path):
+    import pytest
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with pytest.raises(SystemExit), stage_run(_cfg(uri), "finetune", tmp_path, tmp_path / "exp", {}) as first:
+        first.log_metrics({"train/loss": 3.0}, step=1)
+        raise SystemExit(75)  # what the runner raises after a signal-triggered checkpoint
+    client = MlflowClient(uri)
+    assert client.get_run(first.run_id).info.status == "KILLED"
+    with stage_run(_cfg(uri), "finetune", tmp_path, tmp_path / "exp", {}) as second:
+        second.log_metrics({"train/loss": 2.0}, step=2)
+    assert second.run_id == first.run_id
+    assert client.get_run(first.run_id).info.status == "FINISHED"
+    assert [m.value for m in client.get_metric_history(first.run_id, "train/loss")] == [3.0, 2.0]
+    with pytest.raises(RuntimeError), stage_run(_cfg(uri), "finetune", tmp_path, tmp_path / "exp", {}) as third:
+        raise RuntimeError("a real failure")
+    assert third.run_id != first.run_id and client.get_run(third.run_id).info.status == "FAILED"

@@ -121,7 +121,10 @@ def stage_config(cfg: DictConfig, stage: str) -> dict:
     if stage == "filter":
         return {"data": data}
     if stage in ("pretrain", "finetune"):
-        return {"seed": c["seed"], "model": c["model"], "data": data, stage: c[stage]}
+        st = dict(c[stage])
+        if st["tune"] != "lora":  # LoRA settings matter only to a LoRA stage
+            st.pop("lora")
+        return {"seed": c["seed"], "model": c["model"], "data": data, stage: st}
     if stage.startswith("eval/"):
         bench = stage.split("/", 1)[1]
         ev = c["evaluation"]

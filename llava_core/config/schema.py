@@ -150,7 +150,7 @@ class StageConfig:
     logging_steps: int = 1
     save_steps: int = 500
     save_total_limit: int = 1
-    lora: LoraSettings | None = None
+    lora: LoraSettings = field(default_factory=LoraSettings)  # used when tune=lora
     resources: Resources = field(default_factory=Resources)
 
 

@@ -32,8 +32,8 @@ def validate(cfg: DictConfig) -> None:
         _check(st.template, TEMPLATES, f"{stage}.template")
         _check(st.image_aspect_ratio, ASPECTS, f"{stage}.image_aspect_ratio")
         _check(st.tune, TUNES, f"{stage}.tune")
-        if st.tune == "lora" and st.lora is None:
-            raise ConfigError(f"{stage}.tune=lora needs {stage}.lora settings (r, alpha, dropout, target_modules)")
+        if st.tune == "lora" and (st.lora.r <= 0 or not st.lora.target_modules):
+            raise ConfigError(f"{stage}.lora needs r > 0 and at least one target module")
         if st.global_batch_size <= 0 or st.per_device_train_batch_size <= 0:
             raise ConfigError(f"{stage}: batch sizes must be positive")
         per_step = st.per_device_train_batch_size * max(1, st.resources.gpus) * st.resources.nodes

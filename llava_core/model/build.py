@@ -50,14 +50,9 @@ def resolve_path(name: str, data_dir: str | Path | None) -> str:
 
 def prepare_tokenizer(tokenizer):
     """Make sure ``<image>`` is one atomic token and a pad token exists (unk, as upstream)."""
-    if IMAGE_TOKEN not in tokenizer.get_vocab():
-        tokenizer.add_special_tokens({"extra_special_tokens": [IMAGE_TOKEN]})
-    if tokenizer.pad_token is None:
-        if tokenizer.unk_token is not None:
-            tokenizer.pad_token = tokenizer.unk_token
-        else:
-            tokenizer.add_special_tokens({"pad_token": "<pad>"})
-    return tokenizer
+    from llava_core.data.tokenize import make_tokenizer_for_llava
+
+    return make_tokenizer_for_llava(tokenizer)
 
 
 def torch_dtype(name: str) -> torch.dtype:
@@ -88,7 +83,10 @@ def build_llava(model_cfg, data_dir: str | Path | None = None) -> LlavaParts:
     config = LlavaConfig(
         vision_config=vision.config, text_config=llm.config,
         image_token_index=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
-        projector_hidden_act="gelu", vision_feature_layer=model_cfg.vision_feature_layer,
+        # LLaVA-1.0's linear projector is the same module with an identity activation and a frozen
+        # identity second layer (see _fresh_projector), so transformers can still load it.
+        projector_hidden_act="gelu" if model_cfg.projector_type == "mlp2x_gelu" else "linear",
+        vision_feature_layer=model_cfg.vision_feature_layer,
         vision_feature_select_strategy=model_cfg.vision_feature_select_strategy,
         image_seq_length=num_image_tokens(model_cfg), multimodal_projector_bias=True,
     )
@@ -110,9 +108,27 @@ def build_llava(model_cfg, data_dir: str | Path | None = None) -> LlavaParts:
 def _fresh_projector(model: LlavaForConditionalGeneration, projector_type: str, dtype: torch.dtype) -> nn.Module:
     from transformers.models.llava.modeling_llava import LlavaMultiModalProjector
 
-    if projector_type != "mlp2x_gelu":
-        raise NotImplementedError(f"projector_type={projector_type!r} is not supported yet (mlp2x_gelu is)")
-    return LlavaMultiModalProjector(model.config).to(dtype)
+    if projector_type not in ("mlp2x_gelu", "linear"):
+        raise ValueError(f"projector_type={projector_type!r}: expected mlp2x_gelu or linear")
+    proj = LlavaMultiModalProjector(model.config).to(dtype)
+    if projector_type == "linear":
+        # x -> linear_2(identity(linear_1(x))) = linear_1(x) while linear_2 stays the identity.
+        with torch.no_grad():
+            proj.linear_2.weight.copy_(torch.eye(proj.linear_2.weight.shape[0], dtype=dtype))
+            proj.linear_2.bias.zero_()
+    return proj
+
+
+def is_linear_projector(model) -> bool:
+    """True for LLaVA-1.0's single linear projector (identity activation, identity linear_2)."""
+    return getattr(model.config, "projector_hidden_act", "gelu") == "linear"
+
+
+def freeze_identity_layer(model) -> None:
+    """Keep the identity second layer of a linear projector out of training."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if is_linear_projector(base):
+        base.model.multi_modal_projector.linear_2.requires_grad_(False)
 
 
 def _freeze_vision(self: LlavaForConditionalGeneration) -> None:
@@ -126,6 +142,7 @@ def set_trainable(model: LlavaForConditionalGeneration, tune: str) -> dict[str, 
     """Freeze per the recipe (vision tower always frozen) and return parameter counts."""
     model.requires_grad_(False)
     model.model.multi_modal_projector.requires_grad_(True)
+    freeze_identity_layer(model)
     if tune == "full":
         model.model.language_model.requires_grad_(True)
         model.lm_head.requires_grad_(True)
@@ -154,6 +171,7 @@ def parameter_counts(model: nn.Module) -> dict[str, int]:
 # ----------------------------------------------------------------------------- projector files
 
 _ORIGINAL_TO_HF = {"model.mm_projector.0": "linear_1", "model.mm_projector.2": "linear_2"}
+_ORIGINAL_LINEAR = "model.mm_projector"  # LLaVA-1.0: a bare nn.Linear
 
 
 def save_projector(model: LlavaForConditionalGeneration, path: Path) -> None:
@@ -165,6 +183,10 @@ def save_projector(model: LlavaForConditionalGeneration, path: Path) -> None:
     out = {}
     for key, tensor in state.items():
         layer, param = key.split(".", 1)
+        if is_linear_projector(model):
+            if layer == "linear_1":
+                out[f"{_ORIGINAL_LINEAR}.{param}"] = tensor.detach().cpu().clone()
+            continue
         out[f"{hf_to_orig[layer]}.{param}"] = tensor.detach().cpu().clone()
     with atomic_write(path, "wb") as fh:
         torch.save(out, fh)
@@ -174,13 +196,16 @@ def load_projector(model: LlavaForConditionalGeneration, path: Path) -> None:
     """Load an original-layout ``mm_projector.bin`` into the transformers projector."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     mapped = {}
+    linear = is_linear_projector(model)
+    expected = ({_ORIGINAL_LINEAR: "linear_1"} if linear else _ORIGINAL_TO_HF)
     for key, tensor in state.items():
         prefix, param = key.rsplit(".", 1)
-        if prefix not in _ORIGINAL_TO_HF:
-            raise ValueError(f"{path}: unexpected key {key!r}; expected model.mm_projector.{{0,2}}.{{weight,bias}}")
-        mapped[f"{_ORIGINAL_TO_HF[prefix]}.{param}"] = tensor
+        if prefix not in expected:
+            raise ValueError(f"{path}: unexpected key {key!r} for a {'linear' if linear else 'mlp2x_gelu'} "
+                             f"projector; expected {sorted(expected)} + .weight/.bias")
+        mapped[f"{expected[prefix]}.{param}"] = tensor
     proj = model.model.multi_modal_projector
-    proj.load_state_dict({k: v.to(proj.linear_1.weight.dtype) for k, v in mapped.items()})
+    proj.load_state_dict({k: v.to(proj.linear_1.weight.dtype) for k, v in mapped.items()}, strict=not linear)
 
 
 def load_trained(model_dir: str | Path, dtype: str = "auto") -> LlavaParts:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 from pathlib import Path
 
 import torch
@@ -22,7 +23,13 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from llava_core.data.dataset import Collator, SupervisedDataset
 from llava_core.data.formats import read_llava_records
 from llava_core.io import write_json
-from llava_core.model.build import build_llava, load_projector, save_projector, set_trainable
+from llava_core.model.build import (
+    build_llava,
+    freeze_identity_layer,
+    load_projector,
+    save_projector,
+    set_trainable,
+)
 from llava_core.train.arguments import training_arguments
 from llava_core.train.callbacks import (
     PREEMPTED_EXIT_CODE,
@@ -158,6 +165,7 @@ def _apply_lora(model, lora_cfg):
     for name, p in model.named_parameters():
         if "multi_modal_projector" in name:
             p.requires_grad_(True)
+    freeze_identity_layer(model)
     return model
 
 
@@ -171,6 +179,28 @@ def train_stage(cfg, stage: str, *, data_dir: Path, out_dir: Path, run, init_dir
                             init_dir=init_dir, records_path=records_path)
     finally:
         preempt.uninstall()
+
+
+def reset_stale_checkpoints(ckpt_dir: Path, stage_cfg: dict) -> bool:
+    """Resume only checkpoints written by the same stage configuration.
+
+    A stage reruns because its config changed (say, the learning rate): its old checkpoints
+    belong to the previous run and must not be resumed. They are removed, and the new config's
+    digest is recorded beside the new ones. Returns True if old checkpoints were removed.
+    """
+    from llava_core.config.compose import config_hash
+
+    digest = config_hash(stage_cfg)
+    marker = ckpt_dir / "stage_config.json"
+    stale = False
+    if ckpt_dir.is_dir() and any(ckpt_dir.iterdir()):
+        recorded = json.loads(marker.read_text()).get("hash") if marker.is_file() else None
+        if recorded != digest:
+            log.warning("removing checkpoints of another configuration of this stage in %s", ckpt_dir)
+            shutil.rmtree(ckpt_dir)
+            stale = True
+    write_json(marker, {"hash": digest, "config": stage_cfg})
+    return stale
 
 
 def last_complete_checkpoint(ckpt_dir: Path) -> str | None:

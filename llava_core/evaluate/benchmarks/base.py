@@ -64,6 +64,15 @@ class Benchmark(ABC):
         """This benchmark's folder inside ``eval_root``."""
         return Path(eval_root) / self.folder
 
+    def jsonl_questions(self, eval_root: Path, question_file: str, image_dir: str, what: str,
+                        hint: str) -> list[EvalQuestion]:
+        """Questions of a plain eval-kit jsonl whose ``text`` already holds the prompt suffix,
+        with images under ``image_dir`` and the short-answer budget (``model_vqa_loader.py``)."""
+        root = self.root(eval_root)
+        rows = read_question_file(root / question_file, what, hint)
+        return [EvalQuestion(r["question_id"], r["text"], image_path(root / image_dir, r.get("image")),
+                             SHORT_MAX_NEW_TOKENS, {}) for r in rows]
+
     def answers_label(self) -> str:
         """How answer-coverage errors name the answers (they come as a list, not a file)."""
         return f"<{self.name} answers>"

@@ -6,11 +6,9 @@ from collections import defaultdict
 from pathlib import Path
 
 from llava_core.evaluate.benchmarks.base import (
-    SHORT_MAX_NEW_TOKENS,
     Benchmark,
     EvalQuestion,
     extra_answer_count,
-    image_path,
     pct,
     read_question_file,
     require_file,
@@ -36,11 +34,8 @@ class GQA(Benchmark):
     folder = "gqa"
 
     def load_questions(self, eval_root: Path) -> list[EvalQuestion]:
-        root = self.root(eval_root)
-        rows = read_question_file(root / QUESTION_FILE, "GQA question file",
-                                  "llava_gqa_testdev_balanced.jsonl from the official eval.zip")
-        return [EvalQuestion(r["question_id"], r["text"], image_path(root / IMAGE_DIR, r.get("image")),
-                             SHORT_MAX_NEW_TOKENS, {}) for r in rows]
+        return self.jsonl_questions(eval_root, QUESTION_FILE, IMAGE_DIR, "GQA question file",
+                                    "llava_gqa_testdev_balanced.jsonl from the official eval.zip")
 
     def score(self, eval_root: Path, answers: list[dict], out_dir: Path | None = None,
               reviews: list[Path] | None = None) -> dict:

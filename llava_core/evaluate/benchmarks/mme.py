@@ -12,11 +12,9 @@ from pathlib import Path
 
 from llava_core.evaluate.benchmarks.base import (
     SHORT_ANSWER_SUFFIX,
-    SHORT_MAX_NEW_TOKENS,
     Benchmark,
     EvalQuestion,
     extra_answer_count,
-    image_path,
     read_question_file,
     result,
 )
@@ -63,10 +61,8 @@ class MME(Benchmark):
     folder = "MME"
 
     def load_questions(self, eval_root: Path) -> list[EvalQuestion]:
-        root = self.root(eval_root)
-        rows = read_question_file(root / QUESTION_FILE, "MME question file", "llava_mme.jsonl from eval.zip")
-        return [EvalQuestion(r["question_id"], r["text"], image_path(root / BENCH_DIR, r.get("image")),
-                             SHORT_MAX_NEW_TOKENS, {}) for r in rows]
+        return self.jsonl_questions(eval_root, QUESTION_FILE, BENCH_DIR, "MME question file",
+                                    "llava_mme.jsonl from eval.zip")
 
     def ground_truth(self, eval_root: Path, categories: set[str]) -> dict[tuple[str, str, str], str]:
         """``(subtask, file.txt, question) -> answer`` from the MME release, for ``categories``."""

@@ -13,11 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from llava_core.evaluate.benchmarks.base import (
-    SHORT_MAX_NEW_TOKENS,
     Benchmark,
     EvalQuestion,
     extra_answer_count,
-    image_path,
     read_question_file,
     require_file,
     result,
@@ -74,11 +72,8 @@ class POPE(Benchmark):
     folder = "pope"
 
     def load_questions(self, eval_root: Path) -> list[EvalQuestion]:
-        root = self.root(eval_root)
-        rows = read_question_file(root / QUESTION_FILE, "POPE question file",
-                                  "llava_pope_test.jsonl from the official eval.zip")
-        return [EvalQuestion(r["question_id"], r["text"], image_path(root / IMAGE_DIR, r.get("image")),
-                             SHORT_MAX_NEW_TOKENS, {}) for r in rows]
+        return self.jsonl_questions(eval_root, QUESTION_FILE, IMAGE_DIR, "POPE question file",
+                                    "llava_pope_test.jsonl from the official eval.zip")
 
     def read_labels(self, eval_root: Path, split: str, questions: list[dict]) -> list[str]:
         """The labels of one split, checked against that split's questions line by line."""

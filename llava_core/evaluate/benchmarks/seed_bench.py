@@ -8,11 +8,9 @@ from collections import defaultdict
 from pathlib import Path
 
 from llava_core.evaluate.benchmarks.base import (
-    SHORT_MAX_NEW_TOKENS,
     Benchmark,
     EvalQuestion,
     extra_answer_count,
-    image_path,
     pct,
     read_question_file,
     require_file,
@@ -32,12 +30,9 @@ class SEEDBench(Benchmark):
     folder = "seed_bench"
 
     def load_questions(self, eval_root: Path) -> list[EvalQuestion]:
-        root = self.root(eval_root)
-        rows = read_question_file(root / QUESTION_FILE, "SEED-Bench question file",
-                                  "llava-seed-bench.jsonl from eval.zip; images in SEED-Bench-image/ and "
-                                  "SEED-Bench-video-image/ (extract_video_frames.py)")
-        return [EvalQuestion(r["question_id"], r["text"], image_path(root, r.get("image")),
-                             SHORT_MAX_NEW_TOKENS, {}) for r in rows]
+        return self.jsonl_questions(eval_root, QUESTION_FILE, "", "SEED-Bench question file",
+                                    "llava-seed-bench.jsonl from eval.zip; images in SEED-Bench-image/ and "
+                                    "SEED-Bench-video-image/ (extract_video_frames.py)")
 
     def _annotations(self, eval_root: Path) -> tuple[dict[str, dict], dict[int, str]]:
         path = require_file(self.root(eval_root) / ANNOTATION_FILE, "SEED-Bench annotation file",

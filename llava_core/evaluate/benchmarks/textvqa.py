@@ -8,11 +8,9 @@ from pathlib import Path
 
 from llava_core.evaluate.benchmarks.answer_processing import vqa_accuracy
 from llava_core.evaluate.benchmarks.base import (
-    SHORT_MAX_NEW_TOKENS,
     Benchmark,
     EvalQuestion,
     extra_answer_count,
-    image_path,
     read_question_file,
     require_file,
     result,
@@ -48,11 +46,8 @@ class TextVQA(Benchmark):
     folder = "textvqa"
 
     def load_questions(self, eval_root: Path) -> list[EvalQuestion]:
-        root = self.root(eval_root)
-        rows = read_question_file(root / QUESTION_FILE, "TextVQA question file",
-                                  "llava_textvqa_val_v051_ocr.jsonl (prompts with OCR tokens) from eval.zip")
-        return [EvalQuestion(r["question_id"], r["text"], image_path(root / IMAGE_DIR, r.get("image")),
-                             SHORT_MAX_NEW_TOKENS, {}) for r in rows]
+        return self.jsonl_questions(eval_root, QUESTION_FILE, IMAGE_DIR, "TextVQA question file",
+                                    "llava_textvqa_val_v051_ocr.jsonl (prompts with OCR tokens) from eval.zip")
 
     def _annotations(self, eval_root: Path) -> dict[tuple[str, str], list[str]]:
         path = require_file(self.root(eval_root) / ANNOTATION_FILE, "TextVQA annotation file",

@@ -8,11 +8,9 @@ from pathlib import Path
 
 from llava_core.evaluate.benchmarks.answer_processing import evalai_process
 from llava_core.evaluate.benchmarks.base import (
-    SHORT_MAX_NEW_TOKENS,
     Benchmark,
     EvalQuestion,
     extra_answer_count,
-    image_path,
     read_question_file,
     result,
 )
@@ -31,11 +29,8 @@ class VQAv2(Benchmark):
     folder = "vqav2"
 
     def load_questions(self, eval_root: Path) -> list[EvalQuestion]:
-        root = self.root(eval_root)
-        rows = read_question_file(root / QUESTION_FILE, "VQAv2 test-dev question file",
-                                  "llava_vqav2_mscoco_test-dev2015.jsonl from the official eval.zip")
-        return [EvalQuestion(r["question_id"], r["text"], image_path(root / IMAGE_DIR, r.get("image")),
-                             SHORT_MAX_NEW_TOKENS, {}) for r in rows]
+        return self.jsonl_questions(eval_root, QUESTION_FILE, IMAGE_DIR, "VQAv2 test-dev question file",
+                                    "llava_vqav2_mscoco_test-dev2015.jsonl from the official eval.zip")
 
     def score(self, eval_root: Path, answers: list[dict], out_dir: Path | None = None,
               reviews: list[Path] | None = None) -> dict:
