@@ -320,3 +320,24 @@ def test_evaluate_cli_judges_and_mlflow_records_the_judge(server, tmp_path, caps
     assert main(argv) == 0  # rerun: answers resumed from the partial file, reviews from the cache
     assert len(server.requests) == n
     assert SECRET not in all_text(tmp_path) and SECRET not in capsys.readouterr().err
+
+
+def test_rule_judge_is_an_offline_word_overlap_stand_in():
+    from llava_core.config.compose import load_experiment
+    from llava_core.evaluate.judge import MM_VET_PROMPT, RuleChat, llava_bench_content, mm_vet_content
+
+    rule = RuleChat()
+    rule_prompt = {"role": "Assistant", "prompt": "Rate them."}
+    ask = lambda content: rule.complete([{"role": "user", "content": content}], temperature=0.0,  # noqa: E731
+                                        max_tokens=3, seed=0)[0]
+    assert ask(llava_bench_content(["c"], "Q?", "The circle is red.", "The circle is red.", rule_prompt)
+               ).startswith("10 10\n")
+    assert ask(llava_bench_content(["c"], "Q?", "The circle is red.", "It is red.", rule_prompt)).startswith("10 5\n")
+    assert ask(llava_bench_content(["c"], "Q?", "The circle is red.", "blue", rule_prompt)).startswith("10 1\n")
+    assert ask(mm_vet_content("Q?", "red<AND>circle", "a red circle")) == "1.0"
+    assert ask(mm_vet_content("Q?", "red<AND>circle", "a red square")) == "0.5"
+    assert ask(mm_vet_content("Q?", "left<OR>left side", "on the left")) == "1.0"
+    assert ask(mm_vet_content("Q?", "blue", "red", retry=True)) == "0.0"
+    assert MM_VET_PROMPT and rule.requests == 7
+    cfg = load_experiment("tiny")
+    assert cfg.evaluation.judge.kind == "rule" and cfg.evaluation.judge.model is None  # no model needed

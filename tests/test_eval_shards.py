@@ -9,7 +9,7 @@ import random
 import pytest
 from conftest import run
 from PIL import Image
-from test_workflow import planned_jobs
+from test_workflow import BENCHMARKS, planned_jobs
 
 from llava_core.cli import main
 from llava_core.evaluate.tiny_llava import WORDS, build_tiny_llava
@@ -74,14 +74,14 @@ def test_workflow_plans_shard_jobs_and_one_merge_job(tmp_path):
     out = run(["snakemake", "-n", "--cores", "1", "--config", f"results={tmp_path}",
                "overrides=evaluation.benchmarks.pope.num_shards=3"]).stdout
     jobs = planned_jobs(out)
-    assert jobs["evaluate_shard"] == 3 and jobs["evaluate"] == 3
+    assert jobs["evaluate_shard"] == 3 and jobs["evaluate"] == 12  # one merge job for pope, 11 unsharded
     for k in range(3):
         assert f"tiny/eval/pope/shards/{k}_of_3.jsonl" in out
     # each shard job asks for the eval resources; the merge job is a small CPU job
     shard_jobs = job_blocks(out, "evaluate_shard")
     assert len(shard_jobs) == 3 and all("runtime=10" in b and "mem_mb=3000" in b for b in shard_jobs)
     evals = {b.split("benchmark=", 1)[1].split()[0].strip(","): b for b in job_blocks(out, "evaluate")}
-    assert set(evals) == {"gqa", "pope", "scienceqa"}  # unsharded benchmarks keep their single job
+    assert set(evals) == set(BENCHMARKS)  # unsharded benchmarks keep their single job
     assert "shards/2_of_3.jsonl" in evals["pope"] and "cpus_per_task=1" in evals["pope"]
     assert "shards/" not in evals["gqa"] and "cpus_per_task=2" in evals["gqa"]
 

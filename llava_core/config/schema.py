@@ -168,12 +168,13 @@ class JudgeConfig:
 
     ``openai``: an OpenAI-compatible chat-completions endpoint at ``base_url`` (the key is read
     from the environment variable named by ``api_key_env``, never from the config); ``local``: a
-    transformers causal LM at ``model`` (a path or hub id); ``none``: the judged benchmarks fail
-    asking for reviews. ``temperature``/``max_tokens`` are LLaVA-Bench's (the official 0.2 and
+    transformers causal LM at ``model`` (a path or hub id); ``rule``: a deterministic word-overlap
+    stand-in (:class:`llava_core.evaluate.judge.RuleChat`) so the tiny preset runs offline; its
+    scores are not the paper's GPT-4 numbers; ``none``: the judged benchmarks fail asking for reviews. ``temperature``/``max_tokens`` are LLaVA-Bench's (the official 0.2 and
     1024); MM-Vet keeps its official grader settings (temperature 0, 3 tokens).
     """
 
-    kind: str = "none"  # openai | local | none
+    kind: str = "none"  # openai | local | rule | none
     model: str | None = None  # e.g. gpt-4-0314 (the paper's LLaVA-Bench judge, since retired)
     base_url: str = "https://api.openai.com/v1"
     api_key_env: str = "OPENAI_API_KEY"

@@ -53,8 +53,8 @@ def validate(cfg: DictConfig) -> None:
         if settings.num_shards < 1:
             raise ConfigError(f"evaluation.benchmarks.{bench}.num_shards must be >= 1")
     judge = cfg.evaluation.judge
-    _check(judge.kind, ("openai", "local", "none"), "evaluation.judge.kind")
-    if judge.kind != "none" and not judge.model:
+    _check(judge.kind, ("openai", "local", "rule", "none"), "evaluation.judge.kind")
+    if judge.kind in ("openai", "local") and not judge.model:
         raise ConfigError(f"evaluation.judge.kind={judge.kind} needs evaluation.judge.model (a model name or path)")
     if judge.passes < 1:
         raise ConfigError("evaluation.judge.passes must be >= 1")

@@ -2,8 +2,10 @@
 
 Each image is a plain muted background with one large shape (circle, square, triangle or cross)
 in one of 8 well-separated colours, with mild colour jitter and pixel noise. :func:`generate_world`
-writes a stage-1 set (LCS-558K layout), a stage-2 mixture (mix665k layout) and three eval sets in
-the official eval-kit layout (GQA, POPE, ScienceQA), all deterministic in ``seed``.
+writes a stage-1 set (LCS-558K layout), a stage-2 mixture (mix665k layout) and eval sets for all
+12 benchmarks of the LLaVA-1.5 table in the official eval-kit layouts that
+:mod:`llava_core.evaluate.benchmarks` reads (GQA, POPE and ScienceQA with ``n_eval`` questions; the
+other nine small), all deterministic in ``seed``.
 :func:`package_mirror` packs them into reproducible tar archives with a ``sources.json`` manifest.
 
 Every split draws from its own random streams, so eval images are never training images.
@@ -11,6 +13,7 @@ Every split draws from its own random streams, so eval images are never training
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import os
@@ -468,6 +471,346 @@ def _scienceqa(root: Path, seed: int, image_size: int, n: int) -> tuple[list[dic
     return records, problems
 
 
+# ----------------------------------------------------------------------------------------------- eval: the other 9
+# Small sets (at most ``SMALL_EVAL`` questions each, fewer when ``n_eval`` is smaller) in the layouts
+# that the benchmark modules read; every question is about the shape, its colour, position or the
+# background, so a trained tiny model can answer some of them.
+
+SMALL_EVAL = 48
+VIZWIZ_SUFFIX = "When the provided information is insufficient, respond with 'Unanswerable'."
+CN_LETTER_ANSWER = "请直接回答选项字母。"
+COLORS_CN = {"red": "红色", "green": "绿色", "blue": "蓝色", "yellow": "黄色", "purple": "紫色", "orange": "橙色",
+             "white": "白色", "black": "黑色"}
+SHAPES_CN = {"circle": "圆形", "square": "正方形", "triangle": "三角形", "cross": "十字形"}
+SEED_TYPES = {"Scene Understanding": 1, "Instance Identity": 2, "Instance Attributes": 3, "Instance Location": 4,
+              "Instances Counting": 5, "Spatial Relation": 6, "Instance Interaction": 7, "Visual Reasoning": 8,
+              "Text Understanding": 9, "Action Recognition": 10, "Action Prediction": 11,
+              "Procedure Understanding": 12}
+MME_DIR = "eval/MME/MME_Benchmark_release_version"
+VQAV2_QUESTIONS = "eval/vqav2/llava_vqav2_mscoco_test-dev2015.jsonl"
+VQAV2_FULL = "eval/vqav2/llava_vqav2_mscoco_test2015.jsonl"
+VIZWIZ_QUESTIONS = "eval/vizwiz/llava_test.jsonl"
+TEXTVQA_QUESTIONS = "eval/textvqa/llava_textvqa_val_v051_ocr.jsonl"
+TEXTVQA_ANNOTATIONS = "eval/textvqa/TextVQA_0.5.1_val.json"
+MME_QUESTIONS = "eval/MME/llava_mme.jsonl"
+MMBENCH_TSV = "eval/mmbench/mmbench_dev_20230712.tsv"
+MMBENCH_CN_TSV = "eval/mmbench_cn/mmbench_dev_cn_20231003.tsv"
+SEED_QUESTIONS = "eval/seed_bench/llava-seed-bench.jsonl"
+SEED_ANNOTATIONS = "eval/seed_bench/SEED-Bench.json"
+LLAVA_BENCH_QUESTIONS = "eval/llava-bench-in-the-wild/questions.jsonl"
+LLAVA_BENCH_CONTEXT = "eval/llava-bench-in-the-wild/context.jsonl"
+LLAVA_BENCH_REFERENCES = "eval/llava-bench-in-the-wild/answers_gpt4.jsonl"
+MM_VET_QUESTIONS = "eval/mm-vet/llava-mm-vet.jsonl"
+MM_VET_METADATA = "eval/mm-vet/mm-vet.json"
+
+
+def _short_qa(rng: random.Random, s: Scene) -> tuple[str, str]:
+    """A short-answer question about ``s`` and its one-word answer, as in the stage-2 VQA data."""
+    kind = rng.choice(("color", "color", "shape", "background", "exist"))
+    if kind == "color":
+        return rng.choice(("What color is the shape?", f"What color is the {s.shape}?")), s.color
+    if kind == "shape":
+        return rng.choice(("What shape is shown?", "Which shape is in the image?")), s.shape
+    if kind == "background":
+        return "What color is the background?", s.background
+    if rng.random() < 0.5:
+        return f"Is there {_a(s.color)} {s.shape} in the image?", "yes"
+    color, shape = _distractor(rng, s, rng.choice(("color", "shape")))
+    return f"Is there {_a(color)} {shape} in the image?", "no"
+
+
+def _vqav2(root: Path, seed: int, image_size: int, n: int) -> tuple[list[dict], list[dict]]:
+    """test-dev questions (COCO test2015 images) and the full test2015 file, a superset whose extra
+    questions are never asked but must appear (unanswered) in the EvalAI upload."""
+    rng, nrng = _streams(seed, "eval-vqav2")
+    (root / "test2015").mkdir(parents=True, exist_ok=True)
+    dev, extra = [], []
+    for num in _unique_ints(rng, n, 1, 600_000):
+        s = sample_scene(rng)
+        name = f"COCO_test2015_{num:012d}.jpg"
+        _save(render(s, image_size, nrng), root / "test2015" / name)
+        (q1, _), (q2, _) = _short_qa(rng, s), _short_qa(rng, s)
+        dev.append({"question_id": num * 1000, "image": name, "text": f"{q1}\n{SHORT_ANSWER}", "category": "default"})
+        if q2 != q1:  # a test-standard question on the same image
+            extra.append({"question_id": num * 1000 + 1, "image": name, "text": f"{q2}\n{SHORT_ANSWER}",
+                          "category": "default"})
+    full = sorted(dev + extra, key=lambda r: r["question_id"])
+    write_jsonl(root / "llava_vqav2_mscoco_test-dev2015.jsonl", dev)
+    write_jsonl(root / "llava_vqav2_mscoco_test2015.jsonl", full)
+    return dev, full
+
+
+def _vizwiz(root: Path, seed: int, image_size: int, n: int) -> list[dict]:
+    rng, nrng = _streams(seed, "eval-vizwiz")
+    (root / "test").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(n):
+        s = sample_scene(rng)
+        name = f"VizWiz_test_{i:08d}.jpg"
+        _save(render(s, image_size, nrng), root / "test" / name)
+        q, _ = _short_qa(rng, s)
+        rows.append({"question_id": i, "image": name, "text": f"{q}\n{VIZWIZ_SUFFIX}\n{SHORT_ANSWER}",
+                     "category": "default"})
+    write_jsonl(root / "llava_test.jsonl", rows)
+    return rows
+
+
+def _textvqa(root: Path, seed: int, image_size: int, n: int) -> tuple[list[dict], dict]:
+    """Prompts with a ``Reference OCR token:`` line (the tiny world has no text, so the "OCR" reads
+    colour words, the right one among them); 10 human answers per question, as the real file."""
+    rng, nrng = _streams(seed, "eval-textvqa")
+    (root / "train_images").mkdir(parents=True, exist_ok=True)
+    rows, data = [], []
+    for i in range(n):
+        s = sample_scene(rng)
+        image_id = f"{rng.getrandbits(64):016x}"
+        _save(render(s, image_size, nrng), root / "train_images" / f"{image_id}.jpg")
+        question = rng.choice(("What color is the shape?", f"What color is the {s.shape}?",
+                               "What color is written on the shape?"))
+        ocr = [s.color.upper(), *rng.sample([c.upper() for c in COLORS if c != s.color], rng.choice((1, 2)))]
+        rng.shuffle(ocr)
+        variants = (f"{s.color} {s.shape}", f"dark {s.color}", s.color.upper())
+        answers = [s.color] * 10
+        for k in rng.sample(range(10), rng.choice((0, 1, 2, 3))):
+            answers[k] = rng.choice(variants)
+        rows.append({"question_id": image_id, "image": f"{image_id}.jpg",
+                     "text": f"{question}\nReference OCR token: {', '.join(ocr)}\n{SHORT_ANSWER}",
+                     "category": "default"})
+        data.append({"question": question, "image_id": image_id, "image_classes": ["Shape"],
+                     "flickr_original_url": "", "flickr_300k_url": "", "image_width": image_size,
+                     "image_height": image_size, "answers": answers,
+                     "question_tokens": question.rstrip("?").lower().split(), "question_id": 34602 + i,
+                     "set_name": "val"})
+    annotations = {"dataset_type": "val", "dataset_name": "textvqa", "dataset_version": "0.5.1", "data": data}
+    write_jsonl(root / "llava_textvqa_val_v051_ocr.jsonl", rows)
+    write_json(root / "TextVQA_0.5.1_val.json", annotations)
+    return rows, annotations
+
+
+def _mme_pair(rng: random.Random, s: Scene, subtask: str) -> list[tuple[str, str]]:
+    """Two yes/no questions about one image (one "Yes", one "No"), in a random order."""
+    if subtask == "existence":
+        _, shape = _distractor(rng, s, "shape")
+        pair = [(f"Is there a {s.shape} in this image?", "Yes"), (f"Is there a {shape} in this image?", "No")]
+    elif subtask == "count":
+        n_wrong = rng.choice(NUMBER_WORDS[2:5])
+        pair = [(f"Is there only one {s.shape} in the image?", "Yes"),
+                (f"Are there {n_wrong} {s.shape}s in the image?", "No")]
+    elif subtask == "position":
+        side, other = ("left", "right") if s.cx < 0.5 else ("right", "left")
+        pair = [(f"Is the {s.shape} on the {side} side of the image?", "Yes"),
+                (f"Is the {s.shape} on the {other} side of the image?", "No")]
+    elif subtask == "color":
+        color, _ = _distractor(rng, s, "color")
+        pair = [(f"Is there {_a(s.color)} {s.shape} in the image?", "Yes"),
+                (f"Is there {_a(color)} {s.shape} in the image?", "No")]
+    elif subtask == "scene":
+        other = rng.choice([b for b in BACKGROUNDS if b != s.background])
+        pair = [(f"Is this picture taken in front of a {s.background} background?", "Yes"),
+                (f"Is this picture taken in front of a {other} background?", "No")]
+    else:  # numerical_calculation: the arithmetic is in the question, the image only shows a shape
+        a, b = rng.randint(1, 9), rng.randint(1, 9)
+        wrong = a + b + rng.choice((-2, -1, 1, 2))
+        pair = [(f"Is the answer to {a} plus {b} equal to {a + b}?", "Yes"),
+                (f"Is the answer to {a} plus {b} equal to {wrong}?", "No")]
+    rng.shuffle(pair)
+    return pair
+
+
+#: subtask -> (folder layout, image suffix): "flat" keeps images and their .txt side by side
+#: (existence, count, ...), "split" uses images/ + questions_answers_YN/ (scene, artwork, ...).
+MME_SUBTASKS = {"existence": ("flat", ".jpg"), "count": ("flat", ".jpg"), "position": ("flat", ".jpg"),
+                "color": ("flat", ".jpg"), "scene": ("split", ".jpg"), "numerical_calculation": ("flat", ".png")}
+
+
+def _mme(root: Path, seed: int, image_size: int, n: int) -> list[dict]:
+    """The MME release layout: per subtask, image + ``<name>.txt`` (``question<TAB>Yes|No`` per
+    line, 2 questions per image); ``llava_mme.jsonl`` pairs them consecutively, grouped by subtask."""
+    rng, nrng = _streams(seed, "eval-mme")
+    bench = root / "MME_Benchmark_release_version"
+    per_task = max(1, n // (2 * len(MME_SUBTASKS)))
+    rows = []
+    for subtask, (layout, suffix) in MME_SUBTASKS.items():
+        img_dir = bench / subtask / ("images" if layout == "split" else "")
+        qa_dir = bench / subtask / ("questions_answers_YN" if layout == "split" else "")
+        img_dir.mkdir(parents=True, exist_ok=True)
+        qa_dir.mkdir(parents=True, exist_ok=True)
+        for num in sorted(_unique_ints(rng, per_task, 1, 600_000)):
+            s = sample_scene(rng)
+            name = f"{num:012d}" if suffix == ".jpg" else f"{num % 10_000:04d}"
+            _save(render(s, image_size, nrng), img_dir / f"{name}{suffix}")
+            pair = _mme_pair(rng, s, subtask)
+            with atomic_write(qa_dir / f"{name}.txt") as fh:
+                fh.write("".join(f"{q} Please answer yes or no.\t{a}\n" for q, a in pair))
+            rel = f"{subtask}/{'images/' if layout == 'split' else ''}{name}{suffix}"
+            rows += [{"question_id": rel, "image": rel, "text": f"{q}\n{SHORT_ANSWER}", "category": subtask}
+                     for q, _ in pair]
+    write_jsonl(root / "llava_mme.jsonl", rows)
+    return rows
+
+
+def _jpeg_b64(arr: np.ndarray) -> str:
+    buf = io.BytesIO()
+    Image.fromarray(arr, "RGB").save(buf, format="JPEG", quality=95)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _mmbench(path: Path, seed: int, image_size: int, n: int, chinese: bool) -> list[dict]:
+    """A dev TSV: ``n`` questions plus their circular copies (options rotated by k at index
+    ``i + k * 1e6``; a copy's ``image`` cell holds the original's index, as in the real TSV)."""
+    rng, nrng = _streams(seed, "eval-mmbench-cn" if chinese else "eval-mmbench")
+    color_name = COLORS_CN if chinese else {c: c for c in COLORS}
+    shape_name = SHAPES_CN if chinese else {x: x for x in SHAPES}
+    base = []
+    for i in range(n):
+        s = sample_scene(rng)
+        if rng.random() < 0.6:
+            question = "图中形状是什么颜色？" if chinese else f"What color is the {s.shape}?"
+            answer, pool, cat = color_name[s.color], list(color_name.values()), "attribute_recognition"
+        else:
+            question = "图中是什么形状？" if chinese else "Which shape is shown in the image?"
+            answer, pool, cat = shape_name[s.shape], list(shape_name.values()), "object_localization"
+        options = [answer, *rng.sample([p for p in pool if p != answer], rng.choice((1, 2, 3, 3)))]
+        rng.shuffle(options)
+        hint = rng.choice(("", "", "图中只有一个物体。" if chinese else "The picture shows one object."))
+        base.append({"index": i, "question": question, "hint": hint, "options": options,
+                     "answer": options.index(answer), "category": cat, "image": _jpeg_b64(render(s, image_size, nrng))})
+    rows = []
+    for k in range(4):
+        for b in base:
+            m = len(b["options"])
+            if k >= m:
+                continue
+            opts = b["options"][k:] + b["options"][:k]
+            row = {"index": b["index"] + k * 1_000_000, "question": b["question"], "hint": b["hint"]}
+            row.update({ch: (opts[j] if j < m else "") for j, ch in enumerate("ABCD")})
+            row.update({"answer": "ABCD"[(b["answer"] - k) % m], "category": b["category"],
+                        "image": b["image"] if k == 0 else str(b["index"]), "source": "synthetic",
+                        "l2-category": "finegrained_perception (instance-level)", "comment": "", "split": "dev"})
+            rows.append(row)
+    columns = ["index", "question", "hint", "A", "B", "C", "D", "answer", "category", "image", "source",
+               "l2-category", "comment", "split"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path) as fh:
+        fh.write("\t".join(columns) + "\n")
+        for r in rows:
+            fh.write("\t".join(str(r[c]) for c in columns) + "\n")
+    return rows
+
+
+def _seed_bench(root: Path, seed: int, image_size: int, n: int) -> tuple[list[dict], dict]:
+    """About a quarter video questions (Action Recognition: the middle frame, as
+    ``extract_video_frames.py`` writes it, in ``SEED-Bench-video-image/``), the rest image ones."""
+    rng, nrng = _streams(seed, "eval-seed")
+    for sub in ("SEED-Bench-image", "SEED-Bench-video-image"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    rows, questions = [], []
+    n_video = max(1, n // 4) if n else 0
+    kinds = ["video"] * n_video + ["image"] * (n - n_video)
+    rng.shuffle(kinds)
+    qids = _unique_ints(rng, n, 1, 110_000)
+    for qid_num, kind in zip(qids, kinds, strict=True):
+        s = sample_scene(rng)
+        if kind == "video":
+            type_name, question = "Action Recognition", "What is the shape doing in the video?"
+            answer = f"Showing {_a(s.color)} {s.shape}"
+            pool = [f"Showing {_a(c)} {x}" for c in COLORS for x in SHAPES if (c, x) != (s.color, s.shape)]
+            data_id = f"{rng.randint(1, 220_000)}.webm"
+            image = f"SEED-Bench-video-image/{data_id.split('.')[0]}.png"
+        else:
+            type_name = rng.choice(("Instance Attributes", "Instance Identity", "Scene Understanding"))
+            if type_name == "Instance Attributes":
+                question, answer, pool = f"What is the color of the {s.shape}?", s.color, list(COLORS)
+            elif type_name == "Instance Identity":
+                question, answer, pool = "What object is shown in the image?", s.shape, list(SHAPES)
+            else:
+                question, answer, pool = "What color is the background?", s.background, list(BACKGROUNDS)
+            data_id = f"{rng.randint(1_000_000, 9_999_999)}_{rng.randint(1_000_000_000, 9_999_999_999)}.jpg"
+            image = f"SEED-Bench-image/{data_id}"
+        choices = [answer, *rng.sample([p for p in pool if p != answer], 3)]
+        rng.shuffle(choices)
+        letter = "ABCD"[choices.index(answer)]
+        _save(render(s, image_size, nrng), root / image)
+        qid = str(qid_num)
+        rows.append({"image": image, "text": f"{question}\n{_options(choices)}\n{LETTER_ANSWER}",
+                     "category": type_name, "question_id": qid})
+        questions.append({"answer": letter, **{f"choice_{c}": v for c, v in zip("abcd", choices, strict=True)},
+                          "data_id": data_id, "data_type": kind, "question": question, "question_id": qid,
+                          "question_type_id": SEED_TYPES[type_name]})
+        if kind == "video":
+            questions[-1]["segment"] = None
+    annotations = {"question_type": SEED_TYPES, "questions": questions}
+    write_jsonl(root / "llava-seed-bench.jsonl", rows)
+    write_json(root / "SEED-Bench.json", annotations)
+    return rows, annotations
+
+
+def _answer_id(rng: random.Random) -> str:
+    return "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") for _ in range(22))
+
+
+def _llava_bench(root: Path, seed: int, image_size: int, n_images: int) -> tuple[list[dict], list[dict]]:
+    """HF liuhaotian/llava-bench-in-the-wild layout: 3 questions (conv, detail, complex) per image,
+    a human caption per image, and reference ("GPT-4") answers, written here from the scene."""
+    rng, nrng = _streams(seed, "eval-llava-bench")
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    questions, contexts, references = [], [], []
+    for i in range(n_images):
+        s = sample_scene(rng)
+        name = f"{i + 1:03d}.jpg"
+        _save(render(s, image_size, nrng), root / "images" / name)
+        contexts.append({"id": f"{i + 1:03d}", "image": name,
+                         "caption": f"{_a(s.size_word).capitalize()} {s.color} {s.shape} {s.where} on a plain "
+                                    f"{s.background} background."})
+        items = [
+            ("conv", f"What color is the {s.shape}?", f"The {s.shape} is {s.color}."),
+            ("detail", rng.choice(DETAIL_PROMPTS),
+             f"The image shows {_a(s.size_word)} {s.color} {s.shape} on a plain {s.background} background. "
+             f"The {s.shape} is {s.where} of the picture."),
+            ("complex", "What would change if the shape were painted in the color of the background?",
+             f"The {s.color} {s.shape} would be hard to see, because it would blend into the "
+             f"{s.background} background."),
+        ]
+        for category, text, reference in items:
+            qid = len(questions)
+            questions.append({"image": name, "text": text, "category": category, "question_id": qid})
+            references.append({"question_id": qid, "prompt": text, "text": reference, "answer_id": _answer_id(rng),
+                               "model_id": "gpt-4-0314", "metadata": {}})
+    write_jsonl(root / "questions.jsonl", questions)
+    write_jsonl(root / "context.jsonl", contexts)
+    write_jsonl(root / "answers_gpt4.jsonl", references)
+    return questions, references
+
+
+def _mm_vet(root: Path, seed: int, image_size: int, n: int) -> tuple[list[dict], dict]:
+    """``llava-mm-vet.jsonl`` + ``mm-vet.json`` (``{"v1_<i>": {imagename, capability, question,
+    answer}}``, ground truths using ``<AND>``/``<OR>`` as the real file)."""
+    rng, nrng = _streams(seed, "eval-mm-vet")
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    rows, meta = [], {}
+    for i in range(n):
+        s = sample_scene(rng)
+        name = f"v1_{i}.png"
+        _save(render(s, image_size, nrng), root / "images" / name)
+        kind = rng.choice(("color", "shape", "both", "background", "where"))
+        if kind == "color":
+            q, gt, caps = f"What color is the {s.shape}?", s.color, ["rec"]
+        elif kind == "shape":
+            q, gt, caps = "What shape is in the image?", s.shape, ["rec"]
+        elif kind == "both":
+            q, gt, caps = "What are the color and the shape of the object?", f"{s.color}<AND>{s.shape}", ["rec"]
+        elif kind == "background":
+            q, gt, caps = "What color is the background?", s.background, ["rec"]
+        else:
+            side = "left" if s.cx < 0.5 else "right"
+            q, gt, caps = f"Is the {s.shape} on the left or on the right?", f"{side}<OR>{side} side", ["rec", "spat"]
+        rows.append({"image": name, "text": q, "category": "conv", "question_id": i})
+        meta[f"v1_{i}"] = {"imagename": name, "capability": caps, "question": q, "answer": gt}
+    write_jsonl(root / "llava-mm-vet.jsonl", rows)
+    write_json(root / "mm-vet.json", meta, indent=2)
+    return rows, meta
+
+
 # ----------------------------------------------------------------------------------------------- entry points
 
 
@@ -479,8 +822,10 @@ def generate_world(out_dir: Path, *, seed: int = 0, image_size: int = 32, n_pret
                    n_finetune: int = 3000, n_eval: int = 200) -> dict:
     """Write the tiny world under ``out_dir`` (``pretrain/``, ``finetune/``, ``eval/``, ``corpus.txt``).
 
-    Same ``seed`` gives byte-identical files. ``n_eval`` is the number of questions per benchmark
-    (per category for POPE, rounded down to even). Each of the three folders is replaced
+    Same ``seed`` gives byte-identical files. ``n_eval`` is the number of questions of GQA, POPE
+    (per category, rounded down to even) and ScienceQA; the other nine benchmarks get small sets of
+    ``min(n_eval, SMALL_EVAL)`` questions (MMBench/MMBench-CN, MM-Vet: half as many base questions;
+    LLaVA-Bench: 3 per image, a sixth as many images). Each of the three folders is replaced
     atomically. Returns ``{"seed", "image_size", "counts": {file: n}, "finetune_kinds", "corpus"}``,
     where ``corpus`` holds every distinct text (``<image>`` removed) for training a tokenizer.
     """
@@ -496,6 +841,17 @@ def generate_world(out_dir: Path, *, seed: int = 0, image_size: int = 32, n_pret
         gqa_q, gqa_truth = _gqa(tmp / "gqa", seed, image_size, n_eval)
         pope_q, pope_labels = _pope(tmp / "pope", seed, image_size, n_eval, popular)
         sqa_records, sqa_problems = _scienceqa(tmp / "scienceqa", seed, image_size, n_eval)
+        m = min(n_eval, SMALL_EVAL)
+        vqav2_dev, vqav2_full = _vqav2(tmp / "vqav2", seed, image_size, m)
+        vizwiz_q = _vizwiz(tmp / "vizwiz", seed, image_size, m)
+        textvqa_q, textvqa_ann = _textvqa(tmp / "textvqa", seed, image_size, m)
+        mme_q = _mme(tmp / "MME", seed, image_size, m)
+        mmb_rows = _mmbench(tmp / "mmbench" / Path(MMBENCH_TSV).name, seed, image_size, m // 2, chinese=False)
+        mmb_cn_rows = _mmbench(tmp / "mmbench_cn" / Path(MMBENCH_CN_TSV).name, seed, image_size, m // 2,
+                               chinese=True)
+        seed_q, seed_ann = _seed_bench(tmp / "seed_bench", seed, image_size, m)
+        lb_q, lb_refs = _llava_bench(tmp / "llava-bench-in-the-wild", seed, image_size, max(1, m // 6))
+        mmvet_q, mmvet_meta = _mm_vet(tmp / "mm-vet", seed, image_size, m // 2)
 
     texts = [SYSTEM_PROMPT, "USER", "ASSISTANT"]
     texts += _record_texts(pre_records) + _record_texts(ft_records)
@@ -509,6 +865,12 @@ def generate_world(out_dir: Path, *, seed: int = 0, image_size: int = 32, n_pret
               GQA_ANSWERS: len(gqa_truth), POPE_QUESTIONS: len(pope_q), SQA_QUESTIONS: len(sqa_records),
               SQA_PROBLEMS: len(sqa_problems)}
     counts.update({f"eval/pope/coco/coco_pope_{c}.json": len(rows) for c, rows in pope_labels.items()})
+    counts.update({VQAV2_QUESTIONS: len(vqav2_dev), VQAV2_FULL: len(vqav2_full), VIZWIZ_QUESTIONS: len(vizwiz_q),
+                   TEXTVQA_QUESTIONS: len(textvqa_q), TEXTVQA_ANNOTATIONS: len(textvqa_ann["data"]),
+                   MME_QUESTIONS: len(mme_q), MMBENCH_TSV: len(mmb_rows), MMBENCH_CN_TSV: len(mmb_cn_rows),
+                   SEED_QUESTIONS: len(seed_q), SEED_ANNOTATIONS: len(seed_ann["questions"]),
+                   LLAVA_BENCH_QUESTIONS: len(lb_q), LLAVA_BENCH_REFERENCES: len(lb_refs),
+                   MM_VET_QUESTIONS: len(mmvet_q), MM_VET_METADATA: len(mmvet_meta)})
     return {"seed": seed, "image_size": image_size, "counts": counts,
             "finetune_kinds": dict(sorted(kinds.items())), "corpus": corpus}
 

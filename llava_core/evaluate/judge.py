@@ -1,8 +1,10 @@
 """The LLM judge of the open-ended benchmarks: LLaVA-Bench-in-the-Wild and MM-Vet.
 
-Two backends answer chat-completion requests: an OpenAI-compatible HTTP endpoint (stdlib
+Three backends answer chat-completion requests: an OpenAI-compatible HTTP endpoint (stdlib
 ``urllib``; the API key is read from the environment variable the config names and is never
-logged or written) and a local transformers causal LM. On top of them:
+logged or written), a local transformers causal LM, and :class:`RuleChat` (``kind: rule``), a
+deterministic word-overlap stand-in that lets the tiny preset run offline (not the paper's judge).
+On top of them:
 
 * the official prompts: LLaVA-Bench's ``eval_gpt_review_bench.py`` layout
   (``[Context]``/``[Question]``/``[Assistant 1]``/``[Assistant 2]``/``[System]`` with the
@@ -24,6 +26,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import time
 import urllib.error
 import urllib.request
@@ -209,12 +212,81 @@ class LocalChat:
         return tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip(), self.model
 
 
+RULE_JUDGE_MODEL = "rule-word-overlap"
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def _words(text: str) -> set[str]:
+    return set(_WORD.findall(text.lower()))
+
+
+def word_overlap(reference: str, answer: str) -> float:
+    """Share of the reference's distinct words (lowercase alphanumerics) that the answer contains."""
+    ref = _words(reference)
+    return len(ref & _words(answer)) / len(ref) if ref else 0.0
+
+
+def _between(text: str, start: str, end: str) -> str:
+    head, sep, tail = text.partition(start)
+    return tail.partition(end)[0].strip() if sep else ""
+
+
+class RuleChat:
+    """A deterministic, offline stand-in for the GPT-4 judge (``kind: rule``; the tiny preset only).
+
+    It reads the official prompts that :func:`judge_llava_bench` and :func:`judge_mm_vet` build and
+    answers them by word overlap, so the review and grade files keep their official formats:
+
+    * LLaVA-Bench: ``"10 s"`` where the reference (Assistant 1) gets 10 and the model answer
+      (Assistant 2) gets ``s = round(10 * overlap, 1)``, clamped to at least 1 (the judge's scale is
+      1-10), with ``overlap`` the share of the reference's words found in the answer;
+    * MM-Vet: the correctness in [0, 1] with one decimal: for ``a<AND>b`` the share of the elements
+      whose words all appear in the prediction, for ``a<OR>b`` 1 if one element's do, else the
+      overlap of the ground truth's words.
+
+    It is NOT a substitute for the paper's judge: scores are not comparable to GPT-4's.
+    """
+
+    def __init__(self, cfg=None):
+        self.model = str(getattr(cfg, "model", None) or RULE_JUDGE_MODEL)
+        self.requests = 0
+
+    def complete(self, messages: list[dict], *, temperature: float, max_tokens: int, seed: int) -> tuple[str, str]:
+        self.requests += 1
+        content = messages[-1]["content"]
+        if content.startswith("[Context]"):
+            reference = _between(content, "[Assistant 1]\n", "\n\n[End of Assistant 1]")
+            answer = _between(content, "[Assistant 2]\n", "\n\n[End of Assistant 2]")
+            overlap = word_overlap(reference, answer)
+            score = max(1.0, round(10.0 * overlap, 1))
+            return (f"10 {score:g}\nRule-based stand-in judge: the answer contains {overlap:.0%} of the words of "
+                    "the reference answer."), self.model
+        if content.startswith(MM_VET_PROMPT):
+            line = content[len(MM_VET_PROMPT):].removesuffix(MM_VET_RETRY_SUFFIX).strip()
+            cells = line.removesuffix("|").split(" | ", 2)  # question | ground truth | prediction |
+            if len(cells) < 3:
+                return "0.0", self.model
+            gt, pred = cells[1].strip(), cells[2].strip()
+            if "<AND>" in gt:
+                parts = [p for p in gt.split("<AND>") if p.strip()]
+                score = sum(word_overlap(p, pred) == 1.0 for p in parts) / len(parts)
+            elif "<OR>" in gt:
+                parts = [p for p in gt.split("<OR>") if p.strip()]
+                score = 1.0 if any(word_overlap(p, pred) == 1.0 for p in parts) else 0.0
+            else:
+                score = word_overlap(gt, pred)
+            return f"{round(score, 1):.1f}", self.model
+        raise JudgeError("the rule judge only understands the LLaVA-Bench review and MM-Vet grader prompts")
+
+
 def make_backend(cfg):
     if cfg.kind == "openai":
         return OpenAIChat(cfg)
     if cfg.kind == "local":
         return LocalChat(cfg)
-    raise ValueError(f"evaluation.judge.kind={cfg.kind!r}: no judge configured (openai or local)")
+    if cfg.kind == "rule":
+        return RuleChat(cfg)
+    raise ValueError(f"evaluation.judge.kind={cfg.kind!r}: no judge configured (openai, local or rule)")
 
 
 # --------------------------------------------------------------------------- cache
@@ -262,7 +334,7 @@ class Judge:
 
     def __init__(self, cfg, cache_path: Path, backend=None):
         self.cfg = cfg
-        self.name = str(cfg.model)
+        self.name = str(cfg.model or (RULE_JUDGE_MODEL if cfg.kind == "rule" else cfg.model))
         self.backend = backend if backend is not None else make_backend(cfg)
         self.cache = JudgeCache(cache_path)
         self.cached = 0
@@ -322,7 +394,8 @@ def judge_llava_bench(judge: Judge, eval_root: Path, answers: list[dict], out_di
             if q["image"] not in contexts:
                 raise FormatError(root / "context.jsonl", None, f"no context for image {q['image']!r}")
             ref, ans = references[qid], by_id[qid]
-            content = llava_bench_content(contexts[q["image"]]["caption"], q["text"], ref["text"], ans["text"],
+            captions = contexts[q["image"]]["caption"]  # a string in the HF files; a list is joined
+            content = llava_bench_content([captions] if isinstance(captions, str) else captions, q["text"], ref["text"], ans["text"],
                                           LLAVA_BENCH_RULES[category])
             messages = [{"role": "system", "content": LLAVA_BENCH_SYSTEM}, {"role": "user", "content": content}]
             review, _ = judge.ask(messages, pass_=p, temperature=float(cfg.temperature),
@@ -394,7 +467,8 @@ def judge_params(cfg, judge: Judge | None = None) -> dict:
     """MLflow params of the judge that scored (no secrets). Prefixed ``eval.judge.`` so they never
     clash with the stage's ``judge.*`` config params; ``served_models`` is what the endpoint says
     answered (an alias such as ``gpt-4`` resolves to a dated snapshot)."""
-    out = {"eval.judge.kind": cfg.kind, "eval.judge.model": cfg.model, "eval.judge.passes": cfg.passes}
+    model = cfg.model or (RULE_JUDGE_MODEL if cfg.kind == "rule" else None)
+    out = {"eval.judge.kind": cfg.kind, "eval.judge.model": model, "eval.judge.passes": cfg.passes}
     if cfg.kind == "openai":
         out["eval.judge.base_url"] = cfg.base_url
     if judge is not None and judge.served:
