@@ -168,3 +168,19 @@ def test_snakemake_lint_is_clean():
     proc = run(["snakemake", "--lint"])
     out = proc.stdout + proc.stderr
     assert "Congratulations, your workflow is in a good condition!" in out
+
+
+def test_13b_through_the_slurm_profile_shows_multinode_stage2_and_gpu_requests(tmp_path):
+    out = run(["snakemake", "-n", "--profile", "profiles/slurm", "--config", f"results={tmp_path}",
+               "experiments=llava-v1.5-13b"]).stdout
+    jobs = {}
+    for block in out.split("rule ")[1:]:
+        name = block.split(":", 1)[0]
+        res = re.search(r"resources: (.*)", block)
+        if res:
+            jobs.setdefault(name, []).append(res.group(1))
+    assert any("gres=gpu:8" in r and "nodes=2" in r for r in jobs["finetune"])  # 2 nodes x 8 GPUs
+    assert all("gpu=8" in r and "nodes=1" in r for r in jobs["pretrain"])
+    assert len(jobs["evaluate"]) == 12 and all("gpu=1" in r for r in jobs["evaluate"])
+    # data jobs ask for no GPU (they run where Snakemake runs: local rules)
+    assert not any(re.search(r"(?<![_a-z])gpu=[1-9]|gres=gpu", r) for r in jobs["download"] + jobs["filter"])

@@ -131,6 +131,19 @@ def shard_answers(w):
     return [f"{RESULTS}/{w.experiment}/eval/{w.benchmark}/shards/{k}_of_{n}.jsonl" for k in range(n)]
 
 
+RETRY_GROWTH = 0.5
+
+
+def on_retry(base):
+    """Memory or time that grows by half of ``base`` with each retry of a failed job.
+
+    SLURM ends a job that runs out of memory or time, and Snakemake's retry is the same job again;
+    since Snakemake does not tell resource functions why the attempt failed, every retry asks for
+    more of both (attempt 2: 1.5x, attempt 3: 2x).
+    """
+    return lambda w, attempt: int(base(w) * (1 + RETRY_GROWTH * (attempt - 1)))
+
+
 def evaluate_resource(key):
     """A merge job only concatenates and scores: a small CPU job, unless a local judge runs in it."""
 
@@ -187,8 +200,8 @@ def filtered_manifest(w):
 def train_resources(stage):
     """Scheduler resources of a training stage, from the experiment's config."""
     return dict(
-        mem_mb=lambda w: resource(w.experiment, stage, "mem_mb"),
-        runtime=lambda w: resource(w.experiment, stage, "runtime"),
+        mem_mb=on_retry(lambda w: resource(w.experiment, stage, "mem_mb")),
+        runtime=on_retry(lambda w: resource(w.experiment, stage, "runtime")),
         # One node: `gpu` (sbatch --gpus=N, also limits local runs given --resources gpu=N).
         # Several nodes: `gres` (--gres=gpu:N is per node; --gpus would count the whole job).
         gpu=lambda w: resource(w.experiment, stage, "gpus") if resource(w.experiment, stage, "nodes") == 1 else 0,

@@ -26,8 +26,8 @@ rule evaluate_shard:
         f"{RESULTS}/benchmarks/{{experiment}}/eval/{{benchmark}}.shard{{shard}}_of_{{n}}.tsv"
     threads: lambda w: resource(w.experiment, f"eval/{w.benchmark}", "cpus")
     resources:
-        mem_mb=lambda w: resource(w.experiment, f"eval/{w.benchmark}", "mem_mb"),
-        runtime=lambda w: resource(w.experiment, f"eval/{w.benchmark}", "runtime"),
+        mem_mb=on_retry(lambda w: resource(w.experiment, f"eval/{w.benchmark}", "mem_mb")),
+        runtime=on_retry(lambda w: resource(w.experiment, f"eval/{w.benchmark}", "runtime")),
         gpu=lambda w: resource(w.experiment, f"eval/{w.benchmark}", "gpus"),
         cpus_per_task=lambda w: resource(w.experiment, f"eval/{w.benchmark}", "cpus"),
     conda:
@@ -60,8 +60,8 @@ rule evaluate:
         f"{RESULTS}/benchmarks/{{experiment}}/eval/{{benchmark}}.tsv"
     threads: evaluate_resource("cpus")
     resources:
-        mem_mb=evaluate_resource("mem_mb"),
-        runtime=evaluate_resource("runtime"),
+        mem_mb=on_retry(evaluate_resource("mem_mb")),
+        runtime=on_retry(evaluate_resource("runtime")),
         gpu=evaluate_resource("gpus"),
         cpus_per_task=evaluate_resource("cpus"),
     conda:
