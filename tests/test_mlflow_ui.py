@@ -21,6 +21,22 @@ BENCHMARKS = ["gqa", "scienceqa", "textvqa", "pope", "mme", "mmbench", "mmbench_
               "mm_vet"]
 
 
+# The params and metrics tables are virtualised grids that render only the visible rows:
+# scroll each one through and collect the text of every row.
+READ_ALL_ROWS = """async () => {
+  const out = [document.body.innerText];
+  for (const grid of document.querySelectorAll('.ReactVirtualized__Grid')) {
+    const step = Math.max(50, grid.clientHeight / 2);
+    for (let y = 0; y <= grid.scrollHeight + step; y += step) {
+      grid.scrollTop = y;
+      await new Promise(r => setTimeout(r, 60));
+      out.push(grid.innerText);
+    }
+  }
+  return out.join('\\n');
+}"""
+
+
 def _variant(tiny_local: Path, dest: Path) -> Path:
     """The tiny run again with another stage-2 learning rate (stage 2, evals and report rerun)."""
     shutil.copytree(tiny_local, dest, ignore=shutil.ignore_patterns("checkpoints", "mirror"))
@@ -56,8 +72,10 @@ def test_compare_page_shows_the_differing_param_and_every_benchmark(tmp_path, ti
             page.goto(url, wait_until="networkidle", timeout=120_000)
             page.get_by_text("finetune.learning_rate").first.wait_for(timeout=120_000)
             page.get_by_text("eval/gqa/score").first.wait_for(timeout=60_000)
-            text = page.inner_text("body")
+            page.get_by_text("Show diff only").first.click()  # the parameters that differ, on top
+            page.wait_for_timeout(500)
             page.screenshot(path=str(tmp_path / "compare.png"), full_page=True)
+            text = page.evaluate(READ_ALL_ROWS)
             browser.close()
     finally:
         server.terminate()
