@@ -101,7 +101,7 @@ def build_llava(model_cfg, data_dir: str | Path | None = None) -> LlavaParts:
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.bos_token_id = tokenizer.bos_token_id
     model.config.projector_type = model_cfg.projector_type
-    model.vision_tower_frozen()  # type: ignore[attr-defined]
+    vision.requires_grad_(False)  # the vision tower is always frozen
     return LlavaParts(model, tokenizer, image_processor)
 
 
@@ -129,13 +129,6 @@ def freeze_identity_layer(model) -> None:
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     if is_linear_projector(base):
         base.model.multi_modal_projector.linear_2.requires_grad_(False)
-
-
-def _freeze_vision(self: LlavaForConditionalGeneration) -> None:
-    self.model.vision_tower.requires_grad_(False)
-
-
-LlavaForConditionalGeneration.vision_tower_frozen = _freeze_vision  # type: ignore[attr-defined]
 
 
 def set_trainable(model: LlavaForConditionalGeneration, tune: str) -> dict[str, int]:
