@@ -68,27 +68,14 @@ def _run(cfg, stage: str, args, exp_dir: Path | None, run_name: str | None = Non
 
     params = {**stage_config(cfg, stage), "overrides": list(args.override)}
     whole = to_dict(cfg)
-    parent = {"data": whole["data"]} if run_name else {k: v for k, v in whole.items() if k != "tracking"}
+    # Where data comes from (mirror, base URL) is not part of what an experiment is.
+    parent = (stage_config(cfg, "filter") if run_name
+              else {k: v for k, v in whole.items() if k != "tracking"})
     return stage_run(cfg, stage, args.results, exp_dir, params, run_name=run_name, parent_config=parent)
 
 
 def _exp_dir(args, cfg) -> Path:
     return Path(args.results) / cfg.name
-
-
-def _data_sources(cfg, base_url: str | None) -> list:
-    from llava_core.prepare.sources import sources_from_config
-
-    base = base_url or cfg.data.base_url
-    items = []
-    for i, src in enumerate(to_dict(cfg.data.sources)):
-        if "://" not in src["url"]:
-            if not base:
-                raise ConfigError(f"data.sources[{i}] ({src['name']}): url {src['url']!r} is relative; "
-                                  "set data.base_url (or pass --base-url) to the mirror that serves it")
-            src = {**src, "url": base.rstrip("/") + "/" + src["url"]}
-        items.append(src)
-    return sources_from_config(items)
 
 
 # ----------------------------------------------------------------------------- commands
@@ -167,41 +154,28 @@ def _tokenizer_corpus(world: Path, distinct: list[str]) -> list[str]:
 
 
 def cmd_download(args) -> int:
-    from llava_core.prepare.download import download_sources
+    from llava_core.prepare.stage import run_download
 
     cfg = _load(args)
     data_dir = Path(args.data_dir)
-    sources = _data_sources(cfg, args.base_url)
     with _run(cfg, "download", args, data_dir, run_name=f"data:{cfg.data.name}") as run:
-        lock = download_sources(sources, data_dir, data_dir / "download.lock.json", workers=args.workers,
-                                mirror=args.mirror)
-        run.log_metrics({"data/sources": len(lock["sources"]),
-                         "data/bytes": sum(e.get("size") or 0 for e in lock["sources"].values())})
-        run.log_artifact(data_dir / "download.lock.json")
+        summary = run_download(cfg, data_dir, run, workers=args.workers, mirror=args.mirror, base_url=args.base_url)
     _write_resolved(cfg, data_dir / "config", "download", args.override)
+    # The job's output: a summary of what was verified. The lock itself is not a Snakemake output,
+    # so a rerun of this job finds it (Snakemake deletes a job's outputs before running it).
+    write_json(Path(args.out) if args.out else data_dir / "download.json", summary)
     return 0
 
 
 def cmd_filter(args) -> int:
-    from llava_core.prepare.filter import filter_records, write_manifest
+    from llava_core.prepare.stage import run_filter
 
     cfg = _load(args)
     data_dir = Path(args.data_dir)
-    out = data_dir / "filtered"
-    f = cfg.data.filter
-    manifests = {}
     with _run(cfg, "filter", args, data_dir, run_name=f"data:{cfg.data.name}") as run:
-        for part, records, images in (("pretrain", cfg.data.pretrain_records, cfg.data.pretrain_images),
-                                      ("finetune", cfg.data.finetune_records, cfg.data.finetune_images)):
-            m = filter_records(data_dir / records, data_dir / images, out / f"{part}.json", workers=f.workers,
-                               dedupe=f.dedupe, check_images=f.check_images)
-            manifests[part] = m
-            run.log_metrics({f"data/{part}/kept": m["kept"], f"data/{part}/dropped": m["dropped"],
-                             **{f"data/{part}/dropped/{k}": v for k, v in m["reasons"].items()}})
-        write_manifest(out / "manifest.json", manifests)
-        run.log_artifact(out / "manifest.json")
+        run_filter(cfg, data_dir, run, workers=args.workers or cfg.data.filter.workers)
         run.finish_parent()
-    _write_resolved(cfg, out, "filter", args.override)
+    _write_resolved(cfg, data_dir / "filtered", "filter", args.override)
     return 0
 
 
@@ -225,6 +199,9 @@ def _train(args, stage: str) -> int:
         return 0
     _write_resolved(cfg, out, stage, args.override)
     with _run(cfg, stage, args, _exp_dir(args, cfg)) as run:
+        from llava_core.prepare.stage import log_training_dataset
+
+        log_training_dataset(run, cfg, Path(args.data_dir), stage)
         train_stage(cfg, stage, data_dir=Path(args.data_dir), out_dir=out, run=run,
                     init_dir=Path(args.init) if getattr(args, "init", None) else None)
         run.log_artifact(out / "config.yaml")
@@ -358,11 +335,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True, help="mirror folder")
     sp = exp_cmd("download", "fetch and verify the dataset's sources", cmd_download)
     sp.add_argument("--data-dir", required=True)
-    sp.add_argument("--base-url", help="base URL for relative source URLs (the tiny mirror)")
-    sp.add_argument("--mirror", help="replace every source's base URL (a local mirror)")
-    sp.add_argument("--workers", type=int, default=4)
+    sp.add_argument("--base-url", help="base URL for relative source URLs (default: data.base_url)")
+    sp.add_argument("--mirror", help="a mirror laid out as <mirror>/<host>/<path> (default: data.mirror)")
+    sp.add_argument("--workers", type=int, default=8, help="parallel downloads (and crawl threads)")
+    sp.add_argument("--out", help="summary of what was verified (default: <data-dir>/download.json)")
     sp = exp_cmd("filter", "drop bad records and write the training sets and a manifest", cmd_filter)
     sp.add_argument("--data-dir", required=True)
+    sp.add_argument("--workers", type=int, help="processes checking images (default: data.filter.workers)")
     for stage, help_ in (("pretrain", "stage 1: train the projector"),
                          ("finetune", "stage 2: visual instruction tuning")):
         sp = exp_cmd(stage, help_, lambda a, s=stage: _train(a, s))

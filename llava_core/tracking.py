@@ -206,6 +206,12 @@ class StageRun:
         if Path(path).exists():
             self._call("log_artifact_on_parent", path=str(Path(path).resolve()))
 
+    def log_dataset(self, name: str, digest: str, source: str, context: str, profile: Mapping[str, Any]) -> None:
+        """Record a dataset as an input of this run (MLflow's Datasets panel): its name, a digest of
+        its bytes, where it lives, and a profile of counts (kept, dropped by reason)."""
+        self._call("log_dataset", name=name, digest=digest, source=source, context=context,
+                   profile=json.dumps(dict(profile), sort_keys=True))
+
     def finish(self, status: str = "FINISHED") -> None:
         self._call("finish", status=status)
         if self.offline:
@@ -236,6 +242,13 @@ class StageRun:
     def _log_artifact_on_parent(self, path) -> None:
         if self.parent_id:
             self.client.log_artifact(self.parent_id, path)
+
+    def _log_dataset(self, name, digest, source, context, profile) -> None:
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        ds = Dataset(name=name, digest=digest[:36], source_type="local", source=json.dumps({"uri": source}),
+                     profile=profile)
+        self.client.log_inputs(self.run_id, datasets=[DatasetInput(ds, [InputTag("mlflow.data.context", context)])])
 
     def _finish(self, status) -> None:
         self.client.set_terminated(self.run_id, status)

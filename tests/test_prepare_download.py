@@ -283,12 +283,12 @@ def test_second_run_with_lock_downloads_nothing(server: _Server, tmp_path: Path)
 
 
 def test_mirror_overrides_base_and_per_source_mirror_wins(server: _Server, tmp_path: Path) -> None:
-    server.files["/mirror/a.json"] = b"A"
+    server.files["/mirror/unreachable.invalid/x/a.json"] = b"A"  # wget -x layout: <mirror>/<host>/<path>
     server.files["/own/b.json"] = b"B"
     sources = [Source("a", "https://unreachable.invalid/x/a.json?download=true", "a.json"),
                Source("b", "https://unreachable.invalid/y/b.json", "b.json", mirror=server.base + "/own/")]
     lock = run(sources, tmp_path, mirror=server.base + "/mirror")
-    assert sorted(p for p, _ in server.requests) == ["/mirror/a.json", "/own/b.json"]
+    assert sorted(p for p, _ in server.requests) == ["/mirror/unreachable.invalid/x/a.json", "/own/b.json"]
     assert (tmp_path / "data" / "a.json").read_bytes() == b"A"
     assert lock["sources"]["a"]["url"] == sources[0].url  # the lock keeps the canonical URL
 
@@ -318,3 +318,50 @@ def test_dropped_connections_give_up_after_three_tries(server: _Server, tmp_path
     with pytest.raises(DownloadError, match="failed after 3 tries: connection closed after 30 of"):
         run([Source("a", server.base + "/a.bin", "a.bin")], tmp_path)
     assert len(calls) == 3
+
+
+def test_damaged_unpacked_folder_is_fetched_again(server: _Server, tmp_path: Path) -> None:
+    server.files["/images.zip"] = _zip({"images/a.jpg": b"aaa", "images/b.jpg": b"bbb"})
+    sources = [Source("images", server.base + "/images.zip", "images", unpack="zip")]
+    lock = run(sources, tmp_path)
+    assert lock["sources"]["images"]["tree"]["files"] == 2
+    (tmp_path / "data" / "images" / "b.jpg").write_bytes(b"")  # the VG_100K_2 'empty file' damage
+    run(sources, tmp_path)
+    assert len(server.requests) == 2
+    assert (tmp_path / "data" / "images" / "b.jpg").read_bytes() == b"bbb"
+    run(sources, tmp_path)
+    assert len(server.requests) == 2
+
+
+def test_files_already_in_place_are_adopted_and_then_verified(server: _Server, tmp_path: Path) -> None:
+    kit = tmp_path / "data" / "eval" / "gqa"
+    kit.mkdir(parents=True)
+    (kit / "q.jsonl").write_text("{}\n")
+    sources = [Source("eval-kit", "eval.zip", "eval", unpack="zip")]  # mirror-only, no base URL given
+    lock = run(sources, tmp_path)
+    entry = lock["sources"]["eval-kit"]
+    assert entry["adopted"] is True and entry["tree"]["files"] == 1 and server.requests == []
+    assert run(sources, tmp_path) == lock
+    (kit / "q.jsonl").unlink()  # damaged since: now it must come from a mirror, and none is set
+    with pytest.raises(DownloadError, match="only served by mirrors; set data.base_url"):
+        run(sources, tmp_path)
+    server.files["/kit/eval.zip"] = _zip({"eval/gqa/q.jsonl": b"{}\n"})
+    lock = run(sources, tmp_path, base_url=server.base + "/kit")
+    assert "adopted" not in lock["sources"]["eval-kit"] and (kit / "q.jsonl").exists()
+
+
+def test_links_glue_sources_into_the_expected_layout(server: _Server, tmp_path: Path) -> None:
+    server.files["/val2014.zip"] = _zip({"val2014/COCO_val2014_1.jpg": b"img"})
+    server.files["/eval.zip"] = _zip({"eval/pope/llava_pope_test.jsonl": b"{}\n"})
+    sources = [Source("coco-val", server.base + "/val2014.zip", "benchmarks/coco/val2014", unpack="zip"),
+               Source("kit", server.base + "/eval.zip", "eval", unpack="zip")]
+    links = {"eval/pope/val2014": "benchmarks/coco/val2014"}
+    run(sources, tmp_path, links=links)
+    link = tmp_path / "data" / "eval" / "pope" / "val2014"
+    assert link.is_symlink() and not os.path.isabs(os.readlink(link))
+    assert (link / "COCO_val2014_1.jpg").read_bytes() == b"img"
+    n = len(server.requests)
+    run(sources, tmp_path, links={**links, "eval/pope/first.jpg": "benchmarks/coco/val2014/COCO_val2014_1.jpg"})
+    assert len(server.requests) == n  # links inside the kit's folder do not count as damage to it
+    with pytest.raises(DownloadError, match="eval/x -> nowhere"):
+        run(sources, tmp_path, links={"eval/x": "nowhere"})

@@ -93,7 +93,13 @@ def test_filter_drops_bad_images_and_duplicates(world: tuple[Path, Path], tmp_pa
     assert manifest["input"] == str(records_path) and manifest["output"] == str(out)
     assert manifest["input_sha256"] == hashlib.sha256(records_path.read_bytes()).hexdigest()
     assert manifest["output_sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
-    assert [p.name for p in out.parent.iterdir()] == [out.name]  # atomic write left no temp file
+    # Atomic writes left no temp file; every dropped record is listed with its reason.
+    assert sorted(p.name for p in out.parent.iterdir()) == ["mix.filtered.dropped.jsonl", out.name]
+    drops = [json.loads(line) for line in (out.parent / "mix.filtered.dropped.jsonl").read_text().splitlines()]
+    assert [(d["record"], d["id"], d["reason"]) for d in drops][:3] == [
+        (3, "miss", "missing_image"), (4, "empty", "empty_image"), (5, "tj", "truncated_image")]
+    assert len(drops) == 8 and drops[0]["image"] == "coco/missing.jpg"
+    assert manifest["records"] == 13 and manifest["images"] == {"distinct": 8, "unusable": 5}
 
 
 def test_switches_and_global_truncation_flag(world: tuple[Path, Path], tmp_path: Path,
@@ -108,12 +114,28 @@ def test_switches_and_global_truncation_flag(world: tuple[Path, Path], tmp_path:
     assert ImageFile.LOAD_TRUNCATED_IMAGES is True  # restored
 
 
-def test_malformed_record_names_file_and_record(tmp_path: Path) -> None:
+def test_malformed_records_are_dropped_and_named_by_file_and_record(tmp_path: Path) -> None:
     path = tmp_path / "bad.json"
-    path.write_text(json.dumps([{"id": "ok", "conversations": [{"from": "human", "value": "q"}]},
-                                {"id": "x", "conversations": [{"from": "gpt", "value": "a"}]}]))
-    with pytest.raises(FormatError, match=r"bad\.json: record 1 \(id='x'\)"):
-        filter_records(path, tmp_path, tmp_path / "out.json")
+    good = {"id": "ok", "conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]}
+    path.write_text(json.dumps([good, {"id": "x", "conversations": [{"from": "gpt", "value": "a"}]}, 7, good]))
+    manifest = filter_records(path, tmp_path, tmp_path / "out.json", progress=False)
+    assert [r["id"] for r in read_llava_records(tmp_path / "out.json")] == ["ok"]
+    assert manifest["reasons"] == {"duplicate": 1, "malformed_record": 2}
+    assert manifest["malformed_examples"][0].startswith(f"{path}: record 1 (id='x') turn 0: 'from' is 'gpt'")
+    assert manifest["malformed_examples"][1] == f"{path}: record 2: expected an object, got int"
+    drops = [json.loads(line) for line in (tmp_path / "out.dropped.jsonl").read_text().splitlines()]
+    assert [(d["record"], d["reason"]) for d in drops] == [(1, "malformed_record"), (2, "malformed_record"),
+                                                            (3, "duplicate")]
+
+
+@pytest.mark.parametrize(("text", "needle"), [("", "the file is empty"), ('{"id": 1}', "expected a JSON list"),
+                                              ('[{"id": 1, "conversations": [', "invalid JSON in record 0")])
+def test_a_broken_records_file_stops_with_its_name(tmp_path: Path, text: str, needle: str) -> None:
+    path = tmp_path / "cut.json"
+    path.write_text(text)
+    with pytest.raises(FormatError, match=needle) as exc:
+        filter_records(path, tmp_path, tmp_path / "out.json", progress=False)
+    assert str(path) in str(exc.value)
     assert not (tmp_path / "out.json").exists()
 
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from llava_core.prepare.sources import Source, resolve_url, sources_from_config
+from llava_core.prepare.sources import (
+    NoMirrorError,
+    Source,
+    check_links,
+    hub_url,
+    resolve_url,
+    sources_from_config,
+)
 
 SHA = "a" * 64
 
@@ -59,6 +66,35 @@ def test_missing_key_and_duplicates() -> None:
 def test_mirror_resolution() -> None:
     src = Source("a", "https://hf.example/repo/resolve/main/images.zip?download=true", "a")
     assert resolve_url(src) == src.url
-    assert resolve_url(src, "http://mirror.local/llava/") == "http://mirror.local/llava/images.zip"
-    src.mirror = "file:///data/cache"
+    # The global mirror keeps host and path (wget -x layout): three sources named images.zip coexist.
+    assert resolve_url(src, "http://mirror.local/llava/") == "http://mirror.local/llava/hf.example/repo/resolve/main/images.zip"
+    src.mirror = "file:///data/cache"  # a per-source mirror serves the file under its own name, and wins
     assert resolve_url(src, "http://mirror.local/llava") == "file:///data/cache/images.zip"
+
+
+def test_relative_urls_need_a_base_or_mirror() -> None:
+    (src,) = sources_from_config([_item(url="eval.zip", dest="eval", unpack="zip")])
+    assert resolve_url(src, base_url="http://m.local/kit/") == "http://m.local/kit/eval.zip"
+    assert resolve_url(src, mirror="http://m.local") == "http://m.local/eval.zip"
+    with pytest.raises(NoMirrorError, match="put its contents at 'eval'"):
+        resolve_url(src)
+    with pytest.raises(ValueError, match="'url'"):
+        sources_from_config([_item(url="../eval.zip")])
+
+
+def test_hub_paths_become_resolve_urls() -> None:
+    (src,) = sources_from_config([_item(url="hf://datasets/liuhaotian/LLaVA-Pretrain/images.zip")])
+    assert src.url == "https://huggingface.co/datasets/liuhaotian/LLaVA-Pretrain/resolve/main/images.zip"
+    assert hub_url("hf://models/openai/clip-vit-large-patch14-336/config.json@abc123") == \
+        "https://huggingface.co/openai/clip-vit-large-patch14-336/resolve/abc123/config.json"
+    with pytest.raises(ValueError, match="hf://datasets/<owner>/<repo>/<file path>"):
+        hub_url("hf://datasets/only-owner")
+
+
+def test_links_are_checked() -> None:
+    links = {"eval/pope/val2014": "benchmarks/coco/val2014"}
+    assert check_links(links) == links
+    for bad, needle in [({"/abs": "x"}, "link must be a relative path"), ({"a": "../x"}, "target must be"),
+                        ({"a": "a/b"}, "inside the link"), (["a"], "mapping")]:
+        with pytest.raises(ValueError, match=needle):
+            check_links(bad)  # type: ignore[arg-type]

@@ -120,6 +120,16 @@ def test_mlflow_holds_parent_and_child_runs(tiny):
     data_children = {r.data.tags["llava.stage"] for r in runs
                      if r.data.tags.get("mlflow.parentRunId") == data_parent.info.run_id}
     assert data_children == {"download", "filter"}
+    # The filtered training sets are the filter's and the training stages' MLflow dataset inputs.
+    flt = next(r for r in runs if r.data.tags.get("mlflow.parentRunId") == data_parent.info.run_id
+               and r.data.tags["llava.stage"] == "filter")
+    manifest = json.loads((tiny / "data" / "tiny" / "filtered" / "manifest.json").read_text())
+    inputs = {d.dataset.name: d.dataset for d in flt.inputs.dataset_inputs}
+    assert set(inputs) == {"tiny/pretrain", "tiny/finetune"}
+    assert inputs["tiny/finetune"].digest == manifest["finetune"]["output_sha256"][:36]
+    assert json.loads(inputs["tiny/finetune"].profile)["kept"] == manifest["finetune"]["kept"]
+    assert flt.data.metrics["data/finetune/dropped/duplicate"] == manifest["finetune"]["reasons"]["duplicate"]
+    assert [d.dataset.name for d in client.get_run(ft.info.run_id).inputs.dataset_inputs] == ["tiny/finetune"]
 
 
 def test_rerun_with_nothing_changed_does_nothing(tiny):

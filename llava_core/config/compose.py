@@ -117,13 +117,15 @@ def stage_config(cfg: DictConfig, stage: str) -> dict:
     c = to_dict(cfg)
     data = {k: v for k, v in c["data"].items() if k != "resources"}
     if stage == "download":
-        return {"data": {k: data[k] for k in ("name", "synthetic", "base_url", "sources")}}
+        # What is fetched, not where from: switching mirrors reruns nothing (the lock checks bytes).
+        return {"data": {k: data[k] for k in ("name", "synthetic", "sources", "links", "ocr_vqa")}}
     if stage == "filter":
-        return {"data": data}
+        return {"data": {k: v for k, v in data.items() if k not in ("base_url", "mirror")}}
     if stage in ("pretrain", "finetune"):
         st = dict(c[stage])
         if st["tune"] != "lora":  # LoRA settings matter only to a LoRA stage
             st.pop("lora")
+        data = {k: v for k, v in data.items() if k not in ("base_url", "mirror")}
         return {"seed": c["seed"], "model": c["model"], "data": data, stage: st}
     if stage.startswith("eval/"):
         bench = stage.split("/", 1)[1]

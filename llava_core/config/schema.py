@@ -72,10 +72,35 @@ class SourceConfig:
 
 
 @dataclass
+class OcrVqaConfig:
+    """OCR-VQA's images are crawled from Amazon URLs listed in its ``dataset.json``."""
+
+    dataset_json: str = MISSING  # relative to the data folder
+    images: str = MISSING  # the folder the records' ``ocr_vqa/images/<id>.jpg`` point into
+    only_needed: bool = True  # crawl only the images the stage-2 records reference
+    mirror: str | None = None  # a base URL serving ``<id>.jpg`` (community mirrors), instead of Amazon
+    workers: int = 16
+
+
+@dataclass
+class BalanceConfig:
+    """LLaVA-1.0's noun-phrase balancing of CC3M captions (how CC3M-595K was made)."""
+
+    enabled: bool = False
+    min_count: int = 3  # noun phrases seen fewer times are skipped
+    max_per_phrase: int = 100  # at most this many captions per phrase
+    spacy_model: str = "en_core_web_sm"
+    seed: int = 0
+
+
+@dataclass
 class FilterConfig:
     check_images: bool = True
     dedupe: bool = True
-    workers: int = 2
+    workers: int = 2  # used when run by hand; the workflow passes the job's cores
+    eval_overlap: str = "off"  # off | report | drop: training images also in an eval set
+    overlap_max_distance: int = 4  # Hamming distance of 64-bit dHashes that counts as the same picture
+    balance: BalanceConfig = field(default_factory=BalanceConfig)
 
 
 @dataclass
@@ -84,8 +109,11 @@ class DataConfig:
 
     name: str = MISSING
     synthetic: SyntheticConfig | None = None
-    base_url: str | None = None
+    base_url: str | None = None  # where relative source URLs (mirror-only files) come from
+    mirror: str | None = None  # a mirror laid out as <mirror>/<host>/<path> for every source
     sources: list[SourceConfig] = field(default_factory=list)
+    links: dict[str, str] = field(default_factory=dict)  # link path -> target, inside the data folder
+    ocr_vqa: OcrVqaConfig | None = None
     pretrain_records: str = MISSING
     pretrain_images: str = MISSING
     finetune_records: str = MISSING

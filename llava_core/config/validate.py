@@ -60,3 +60,18 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError("evaluation.judge.passes must be >= 1")
     for i, src in enumerate(cfg.data.sources):
         _check(src.unpack, UNPACK, f"data.sources[{i}].unpack")
+    from omegaconf import OmegaConf
+
+    from llava_core.prepare.sources import check_links, sources_from_config
+
+    try:  # the downloader's own checks, run before any job starts
+        sources_from_config(OmegaConf.to_container(cfg.data.sources, resolve=True))
+        check_links(OmegaConf.to_container(cfg.data.links, resolve=True))
+    except ValueError as e:
+        raise ConfigError(f"data: {e}") from None
+    f = cfg.data.filter
+    _check(f.eval_overlap, ("off", "report", "drop"), "data.filter.eval_overlap")
+    if not 0 <= f.overlap_max_distance <= 16:
+        raise ConfigError("data.filter.overlap_max_distance must be between 0 and 16 (bits of a 64-bit dHash)")
+    if f.balance.min_count < 1 or f.balance.max_per_phrase < 1:
+        raise ConfigError("data.filter.balance.min_count and max_per_phrase must be >= 1")

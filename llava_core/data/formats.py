@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,35 @@ def read_llava_records(path: str | os.PathLike) -> list[dict]:
     if not isinstance(data, list):
         raise FormatError(path, None, f"expected a JSON list of records, got {type(data).__name__}")
     return [validate_record(rec, path, i) for i, rec in enumerate(data)]
+
+
+def iter_llava_records(path: str | os.PathLike) -> Iterator[tuple[int, dict | FormatError]]:
+    """Stream a LLaVA records file record by record, in memory independent of its size.
+
+    Yields ``(index, record)``, or ``(index, FormatError)`` for a record that fails validation so
+    the caller can drop and report it. A file that is not a JSON list, or whose JSON breaks off
+    (a truncated download), raises :class:`FormatError`.
+    """
+    import ijson  # C-backed incremental parser: the 1 GB mix665k never sits in memory at once
+
+    with open(path, "rb") as fh:
+        head = fh.read(4096).lstrip()
+        if not head.startswith(b"["):
+            raise FormatError(path, None, "expected a JSON list of records"
+                              + (" (the file is empty)" if not head else ""),
+                              "re-download the file; LLaVA record files are one JSON list")
+        fh.seek(0)
+        index = 0
+        try:
+            for rec in ijson.items(fh, "item", use_float=True):
+                try:
+                    yield index, validate_record(rec, path, index)
+                except FormatError as e:
+                    yield index, e
+                index += 1
+        except ijson.JSONError as e:
+            raise FormatError(path, None, f"invalid JSON in record {index}: {' '.join(str(e).split())}",
+                              "the file is truncated or corrupt; download it again") from None
 
 
 def write_llava_records(path: str | os.PathLike, records: list[dict]) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import logging
 import os
 import shutil
 import stat
@@ -42,7 +43,7 @@ from urllib.parse import urlparse
 from tqdm import tqdm
 
 from llava_core.io import FormatError, atomic_dir, read_json, write_json
-from llava_core.prepare.sources import Source, check_unique, resolve_url
+from llava_core.prepare.sources import NoMirrorError, Source, check_links, check_unique, resolve_url
 
 TRIES = 3  # attempts per download before giving up
 BACKOFF_S = 1.0  # wait before the first retry; doubles after each failure (tests shrink it)
@@ -50,6 +51,7 @@ TIMEOUT_S = 60.0  # socket timeout: a stalled connection counts as a failed atte
 CHUNK = 1 << 20
 USER_AGENT = "llava-core-prepare/0.1"
 DOWNLOADS_DIR = ".downloads"
+log = logging.getLogger(__name__)
 
 
 class DownloadError(RuntimeError):
@@ -312,28 +314,91 @@ def unpack_archive(archive: Path, dest: Path, kind: str, label: str | None = Non
 # ------------------------------------------------------------------------------------------ sources
 
 
-def _entry(src: Source, sha: str, size: int) -> dict:
-    return {"url": src.url, "sha256": sha, "size": size, "dest": src.dest}
+def _entry(src: Source, sha: str, size: int | None, **extra: Any) -> dict:
+    return {"url": src.url, "sha256": sha, "size": size, "dest": src.dest, **extra}
 
 
-def _fetch_source(src: Source, url: str, data_dir: Path, locked: dict | None, lock_path: Path,
-                  progress: bool) -> dict:
+def tree_digest(folder: Path) -> dict:
+    """A fingerprint of an unpacked folder: sha256 over every file's relative path and size.
+
+    Sizes, not contents: re-hashing half a million images on every run would cost more than the
+    download; a missing, added, truncated or emptied file (the usual damage) changes it.
+    """
+    h = hashlib.sha256()
+    files = total = 0
+    entries = []
+    for root, dirs, names in os.walk(folder):
+        dirs.sort()
+        for name in names:
+            path = os.path.join(root, name)
+            if os.path.islink(path):
+                continue  # links are made by make_links after unpacking, not part of the archive
+            size = os.lstat(path).st_size
+            entries.append((os.path.relpath(path, folder), size))
+    for rel, size in sorted(entries):
+        h.update(f"{rel}\0{size}\n".encode())
+        files += 1
+        total += size
+    return {"sha256": h.hexdigest(), "files": files, "bytes": total}
+
+
+def _present(src: Source, dest: Path, locked: dict | None, lock_path: Path) -> dict | None:
+    """The lock entry of a source already in place, or None if it must be fetched.
+
+    Files are checked against their pinned or locked sha256. Unpacked folders are checked against
+    the tree digest recorded when they were unpacked. Files or folders that are already there with
+    no lock entry (put in place by hand, or copied from another site) are adopted: recorded with
+    ``adopted: true`` and verified against that record from then on.
+    """
+    lock_sha = (locked or {}).get("sha256") or None
+    if src.unpack == "none":
+        if not dest.is_file():
+            return None
+        want_sha = src.sha256 or lock_sha
+        if want_sha:
+            return _entry(src, want_sha, dest.stat().st_size) if sha256_file(dest) == want_sha else None
+        if src.size is not None and dest.stat().st_size != src.size:
+            return None
+        log.warning("%s: adopting %s already in the data dir (no lock entry or pinned sha256)", src.name, dest)
+        return _entry(src, sha256_file(dest), dest.stat().st_size, adopted=True)
+    if not dest.is_dir() or dest.is_symlink():
+        return None
+    if locked and locked.get("dest") == src.dest and (locked.get("adopted") or locked.get("url") == src.url):
+        tree = locked.get("tree")
+        now = tree_digest(dest)
+        if tree is None or tree.get("sha256") == now["sha256"]:  # locks from before tree digests: record one
+            return {**locked, "url": src.url, "tree": now}
+        log.warning("%s: %s changed since it was unpacked (%s files now, %s in %s); fetching it again",
+                    src.name, dest, now["files"], tree.get("files"), lock_path)
+        return None
+    if not locked and any(dest.iterdir()):
+        log.warning("%s: adopting the folder %s already in the data dir (no lock entry)", src.name, dest)
+        return _entry(src, "", None, adopted=True, tree=tree_digest(dest))
+    return None
+
+
+def _fetch_source(src: Source, mirror: str | None, base_url: str | None, data_dir: Path, locked: dict | None,
+                  lock_path: Path, progress: bool) -> dict:
     """Make one source present and verified; return its lock entry."""
-    lock_sha = locked.get("sha256") if locked else None
+    if locked and locked.get("adopted"):
+        lock_sha = None  # an adopted entry vouches for what was found, not for any download
+    else:
+        lock_sha = locked.get("sha256") if locked else None
     if src.sha256 and lock_sha and src.sha256 != lock_sha:
         raise LockMismatchError(f"{src.name}: the config pins sha256 {src.sha256} but {lock_path} records "
                                 f"{lock_sha}; {_accept_hint(src.name, lock_path)}")
+    dest = data_dir / src.dest
+    entry = _present(src, dest, locked, lock_path)
+    if entry is not None:
+        return entry
+    if locked and locked.get("adopted"):
+        locked, lock_sha = None, None
     want_sha = src.sha256 or lock_sha
     want_size = src.size if src.size is not None else (locked or {}).get("size")
-    dest = data_dir / src.dest
-
-    if src.unpack == "none":
-        if want_sha and dest.is_file() and (want_size is None or dest.stat().st_size == want_size):
-            if sha256_file(dest) == want_sha:
-                return _entry(src, want_sha, dest.stat().st_size)
-    elif (locked and dest.is_dir() and locked.get("dest") == src.dest and locked.get("url") == src.url
-          and isinstance(locked.get("size"), int)):
-        return _entry(src, lock_sha or "", locked["size"])
+    try:
+        url = resolve_url(src, mirror, base_url)
+    except NoMirrorError as e:
+        raise DownloadError(str(e)) from None
 
     part = data_dir / DOWNLOADS_DIR / f"{src.name}-{hashlib.sha1(src.url.encode()).hexdigest()[:8]}.part"
     part.parent.mkdir(parents=True, exist_ok=True)
@@ -359,11 +424,38 @@ def _fetch_source(src: Source, url: str, data_dir: Path, locked: dict | None, lo
     else:
         unpack_archive(part, dest, src.unpack, label=f"{src.name} ({url})")
         part.unlink()
+        return _entry(src, sha, size, tree=tree_digest(dest))
     return _entry(src, sha, size)
 
 
+def make_links(data_dir: Path, links: dict[str, str]) -> None:
+    """Create each ``link -> target`` as a relative symlink inside ``data_dir``.
+
+    A link path that is already a real file or folder (put there by hand) is left alone; a missing
+    target is an error that names the link, since the consumer would fail later, less clearly.
+    """
+    check_links(links)
+    missing = [f"{link} -> {target}" for link, target in links.items() if not (data_dir / target).exists()]
+    if missing:
+        raise DownloadError("link targets missing from the data dir (declare a source that provides them, or "
+                            "put them in place): " + "; ".join(sorted(missing)))
+    for link, target in sorted(links.items()):
+        path = data_dir / link
+        if path.exists() and not path.is_symlink():
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        rel = os.path.relpath(data_dir / target, path.parent)
+        if path.is_symlink() and os.readlink(path) == rel:
+            continue
+        tmp = path.with_name(f".{path.name}.link.tmp")
+        tmp.unlink(missing_ok=True)
+        os.symlink(rel, tmp)
+        os.replace(tmp, path)  # atomic: the link is either the old one or the new one
+
+
 def download_sources(sources: list[Source], data_dir: Path, lock_path: Path, *, workers: int = 4,
-                     mirror: str | None = None, progress: bool = True) -> dict:
+                     mirror: str | None = None, base_url: str | None = None, links: dict[str, str] | None = None,
+                     progress: bool = True) -> dict:
     """Fetch, verify and place every source in parallel; write and return the lock.
 
     Sources already present and matching their pinned or locked sha256 are skipped. Entries of
@@ -377,7 +469,7 @@ def download_sources(sources: list[Source], data_dir: Path, lock_path: Path, *, 
     errors: dict[str, BaseException] = {}
     with tqdm(total=len(sources), desc="sources", unit="src", disable=not progress) as bar, \
             ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = {pool.submit(_fetch_source, src, resolve_url(src, mirror), data_dir, locked.get(src.name),
+        futures = {pool.submit(_fetch_source, src, mirror, base_url, data_dir, locked.get(src.name),
                                lock_path, progress): src for src in sources}
         for fut in as_completed(futures):
             src = futures[fut]
@@ -390,6 +482,8 @@ def download_sources(sources: list[Source], data_dir: Path, lock_path: Path, *, 
     new_lock = {"sources": {name: merged[name] for name in sorted(merged)}}
     if new_lock != lock or not lock_path.exists():
         write_json(lock_path, new_lock)
+    if links and not errors:
+        make_links(data_dir, links)
     if len(errors) == 1:
         raise next(iter(errors.values()))
     if errors:

@@ -2,9 +2,17 @@
 
 The released mixtures reference images that are missing (dead OCR-VQA URLs), empty (VG_100K_2
 files that unzip as 0 bytes) or broken; one such record kills a multi-hour run mid-epoch, so
-they are removed up front. Exact duplicate records are dropped so no sample is silently
-up-weighted. Text-only records (ShareGPT, no ``image`` key) are kept as they are. Every drop is
-counted by reason in a manifest, with example ids, so the kept set is auditable.
+they are removed up front. Malformed records are dropped and reported by file and record number
+rather than failing the whole 665K-record file. Exact duplicate records are dropped so no sample
+is silently up-weighted. Optionally, records whose image also appears in an evaluation set (same
+bytes, or the same picture re-encoded: perceptual hash) are counted or dropped. Text-only records
+(ShareGPT, no ``image`` key) are kept as they are. Every drop is counted by reason in a manifest
+and listed, one line per record, in a ``.dropped.jsonl`` file beside the output.
+
+Memory stays bounded at full scale: records are streamed from disk twice (once to list the
+distinct images, once to write the kept ones), images are checked in a process pool as a stream,
+and only the bad images, the duplicate keys (32 bytes a record) and the distinct image names are
+held in memory.
 """
 
 from __future__ import annotations
@@ -15,24 +23,28 @@ import multiprocessing
 import os
 import warnings
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from PIL import Image, ImageFile, UnidentifiedImageError
 from tqdm import tqdm
 
-from llava_core.data.formats import read_llava_records, write_llava_records
-from llava_core.io import write_json
+from llava_core.data.formats import iter_llava_records
+from llava_core.io import FormatError, atomic_write, write_json
 
 MISSING, EMPTY, TRUNCATED, CORRUPT, TOO_LARGE, DUPLICATE = (
     "missing_image", "empty_image", "truncated_image", "corrupt_image", "too_large_image", "duplicate")
+MALFORMED = "malformed_record"
+EVAL_EXACT, EVAL_PERCEPTUAL = "eval_overlap_exact", "eval_overlap_perceptual"
+OVERLAP_MODES = ("off", "report", "drop")
 MAX_EXAMPLES = 20
 # Formats whose verify() checks the whole stream (PNG: every chunk's CRC up to IEND). For the rest
 # (JPEG, GIF, WebP, BMP, ...) verify() only parses the header, so the pixels must be decoded.
 _STRONG_VERIFY = {"PNG"}
 
 
-def _file_sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file, streamed."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         while block := fh.read(1 << 20):
@@ -41,7 +53,11 @@ def _file_sha256(path: Path) -> str:
 
 
 def check_image(path: str) -> str | None:
-    """The reason ``path`` is unusable as a training image, or None if it decodes fully."""
+    """The reason ``path`` is unusable as a training image, or None if it decodes fully.
+
+    Reads only what proves validity: PNG by its chunk CRCs, JPEG by a DCT-scaled (1/8) decode,
+    which still walks every entropy-coded block, so a cut-off file is caught.
+    """
     try:
         size = os.stat(path).st_size
     except OSError:
@@ -71,82 +87,148 @@ def check_image(path: str) -> str | None:
     return None
 
 
+def _inspect(job: tuple[str, bool]) -> tuple[str | None, tuple[str, int] | None]:
+    """(reason, fingerprint) of one image; the fingerprint only when asked and the image is good."""
+    path, fingerprint = job
+    why = check_image(path)
+    if why is not None or not fingerprint:
+        return why, None
+    from llava_core.prepare.overlap import image_fingerprint
+
+    return None, image_fingerprint(path)
+
+
 def _init_worker() -> None:
     ImageFile.LOAD_TRUNCATED_IMAGES = False  # training code may set it; the filter must see damage
 
 
-def _check_images(paths: list[str], workers: int) -> Iterator[str | None]:
-    """Check reasons in input order; a Pool streams results (imap) so memory stays bounded."""
-    bar_kw = {"total": len(paths), "desc": "checking images", "unit": "img"}
+def _inspect_images(paths: list[str], workers: int, fingerprint: bool, progress: bool
+                    ) -> Iterator[tuple[str | None, tuple[str, int] | None]]:
+    """Inspect images in input order; a Pool streams results (imap) so memory stays bounded."""
+    bar_kw = {"total": len(paths), "desc": "checking images", "unit": "img", "disable": not progress}
+    jobs = ((p, fingerprint) for p in paths)
     if workers <= 1 or len(paths) < 2:
-        yield from tqdm((check_image(p) for p in paths), **bar_kw)
+        yield from tqdm(map(_inspect, jobs), **bar_kw)
         return
     chunksize = max(1, min(256, len(paths) // (workers * 8)))
     with multiprocessing.Pool(workers, initializer=_init_worker) as pool:
-        yield from tqdm(pool.imap(check_image, paths, chunksize=chunksize), **bar_kw)
+        yield from tqdm(pool.imap(_inspect, jobs, chunksize=chunksize), **bar_kw)
 
 
-def _dup_key(rec: dict) -> str:
-    return json.dumps([rec.get("image"), rec["conversations"]], sort_keys=True, ensure_ascii=False)
+def _dup_key(rec: dict) -> bytes:
+    key = json.dumps([rec.get("image"), rec["conversations"]], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(key.encode()).digest()
 
 
-def _record_id(rec: dict, index: int) -> str:
-    return str(rec["id"]) if "id" in rec else f"#{index}"
+def _record_id(rec: dict | None, index: int) -> str:
+    return str(rec["id"]) if isinstance(rec, dict) and "id" in rec else f"#{index}"
 
 
 def filter_records(records_path: Path, image_root: Path, out_path: Path, *, workers: int = 1,
-                   dedupe: bool = True, check_images: bool = True) -> dict:
+                   dedupe: bool = True, check_images: bool = True,
+                   eval_overlap: Callable[[str, int], str | None] | None = None, overlap_mode: str = "off",
+                   progress: bool = True) -> dict:
     """Write the usable records of ``records_path`` to ``out_path``; return a manifest of drops.
 
     Each distinct image file is checked once, however many records share it (VQA sources ask
     several questions about one COCO image). Among exact duplicates the first one is kept.
+    ``eval_overlap(sha256, dhash)`` names the kind of match ("exact" or "perceptual") of a training
+    image with the evaluation images, or None; ``overlap_mode`` "report" counts such records,
+    "drop" also removes them. Every dropped record is listed in ``<out>.dropped.jsonl``.
     """
     records_path, image_root, out_path = Path(records_path), Path(image_root), Path(out_path)
-    records = read_llava_records(records_path)
+    if overlap_mode not in OVERLAP_MODES:
+        raise ValueError(f"overlap_mode must be one of {OVERLAP_MODES}, got {overlap_mode!r}")
+    fingerprint = overlap_mode != "off" and eval_overlap is not None
+
+    # Pass 1: the distinct images, in first-seen order (a dict keeps order and dedupes).
+    images: dict[str, None] = {}
+    n_records = 0
+    for _, rec in tqdm(iter_llava_records(records_path), desc=f"reading {records_path.name}", unit="rec",
+                       disable=not progress):
+        n_records += 1
+        if isinstance(rec, dict) and "image" in rec:
+            images[rec["image"]] = None
 
     bad: dict[str, str] = {}
-    if check_images:
-        images = list(dict.fromkeys(r["image"] for r in records if "image" in r))
+    overlap: dict[str, str] = {}
+    if check_images or fingerprint:
         previous = ImageFile.LOAD_TRUNCATED_IMAGES
         ImageFile.LOAD_TRUNCATED_IMAGES = False
         try:
             paths = [str(image_root / img) for img in images]
-            bad = {img: why for img, why in zip(images, _check_images(paths, workers), strict=True) if why}
+            for img, (why, fp) in zip(images, _inspect_images(paths, workers, fingerprint, progress), strict=True):
+                if why is not None and check_images:
+                    bad[img] = why
+                if fp is not None and eval_overlap is not None and (kind := eval_overlap(*fp)):
+                    overlap[img] = EVAL_EXACT if kind == "exact" else EVAL_PERCEPTUAL
         finally:
             ImageFile.LOAD_TRUNCATED_IMAGES = previous
+    n_images = len(images)
+    del images
 
-    kept: list[dict] = []
+    # Pass 2: stream again, writing kept records and listing every drop.
     reasons: Counter[str] = Counter()
+    overlap_counts: Counter[str] = Counter()
     examples: dict[str, list[str]] = {}
+    malformed: list[str] = []
     seen: set[bytes] = set()
-    for i, rec in enumerate(records):
-        why = bad.get(rec["image"]) if "image" in rec else None
-        if why is None and dedupe:
-            key = hashlib.sha256(_dup_key(rec).encode()).digest()
-            why = DUPLICATE if key in seen else None
-            seen.add(key)
-        if why is None:
-            kept.append(rec)
-            continue
-        reasons[why] += 1
-        ids = examples.setdefault(why, [])
-        if len(ids) < MAX_EXAMPLES:
-            ids.append(_record_id(rec, i))
+    kept = 0
+    dropped_path = out_path.with_name(out_path.stem + ".dropped.jsonl")
+    with atomic_write(out_path) as out, atomic_write(dropped_path) as drops:
+        out.write("[")
+        for i, rec in tqdm(iter_llava_records(records_path), total=n_records, desc=f"writing {out_path.name}",
+                           unit="rec", disable=not progress):
+            detail = None
+            if isinstance(rec, FormatError):
+                why, detail = MALFORMED, rec.message
+                if len(malformed) < MAX_EXAMPLES:
+                    malformed.append(str(rec))
+                rec = None
+            else:
+                image = rec.get("image")
+                why = bad.get(image) if image is not None else None
+                if why is None and image in overlap:
+                    overlap_counts[overlap[image]] += 1
+                    if overlap_mode == "drop":
+                        why = overlap[image]
+                if why is None and dedupe:
+                    key = _dup_key(rec)
+                    why = DUPLICATE if key in seen else None
+                    seen.add(key)
+            if why is None:
+                out.write((", " if kept else "") + json.dumps(rec, ensure_ascii=False))
+                kept += 1
+                continue
+            reasons[why] += 1
+            ids = examples.setdefault(why, [])
+            if len(ids) < MAX_EXAMPLES:
+                ids.append(_record_id(rec, i))
+            row = {"record": i, "id": _record_id(rec, i), "reason": why}
+            if rec is not None and "image" in rec:
+                row["image"] = rec["image"]
+            if detail:
+                row["detail"] = detail
+            drops.write(json.dumps(row, ensure_ascii=False) + "\n")
+        out.write("]\n")
 
-    write_llava_records(out_path, kept)
     return {
         "input": str(records_path),
         "output": str(out_path),
-        "kept": len(kept),
+        "records": n_records,
+        "kept": kept,
         "dropped": sum(reasons.values()),
         "reasons": dict(sorted(reasons.items())),
         "dropped_examples": dict(sorted(examples.items())),
-        "input_sha256": _file_sha256(records_path),
-        "output_sha256": _file_sha256(out_path),
+        "dropped_list": str(dropped_path),
+        "malformed_examples": malformed,
+        "images": {"distinct": n_images, "unusable": len(bad)},
+        "eval_overlap": {"mode": overlap_mode, **dict(sorted(overlap_counts.items()))},
+        "input_sha256": file_sha256(records_path),
+        "output_sha256": file_sha256(out_path),
     }
 
 
 def write_manifest(path: Path, manifests: dict[str, dict]) -> None:
     """Write per-dataset filter manifests (``{dataset: manifest}``) as one JSON file, atomically."""
     write_json(path, {name: manifests[name] for name in sorted(manifests)})
-

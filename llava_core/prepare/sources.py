@@ -13,7 +13,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 UNPACK_KINDS = ("none", "zip", "tar")
-URL_SCHEMES = ("http", "https", "file")
+URL_SCHEMES = ("http", "https", "file", "hf")
+HF_ENDPOINT = "https://huggingface.co"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 
@@ -34,6 +35,7 @@ class Source:
         if isinstance(self.sha256, str):
             self.sha256 = self.sha256.strip().lower()
         _validate(self, where=f"source {self.name!r}")
+        self.url = hub_url(self.url)
 
     @property
     def filename(self) -> str:
@@ -46,17 +48,84 @@ def url_filename(url: str) -> str:
     return urlparse(url).path.rstrip("/").rsplit("/", 1)[-1]
 
 
-def resolve_url(source: Source, mirror: str | None = None) -> str:
-    """The URL to fetch: a per-source mirror beats the global one; both replace only the base."""
-    base = source.mirror or mirror
-    if not base:
+def hub_url(url: str) -> str:
+    """``hf://datasets/<owner>/<repo>/<path>[@<revision>]`` -> the hub's resolve URL; others unchanged.
+
+    A hub path names the file the way the hub's docs do; the download itself is a plain HTTPS GET
+    (resumable like any other), so no hub client or token handling is needed for public files.
+    """
+    if not url.startswith("hf://"):
+        return url
+    path = url[len("hf://"):]
+    kind, _, rest = path.partition("/")
+    parts = rest.split("/")
+    if kind not in ("datasets", "models") or len(parts) < 3:
+        raise ValueError(f"hub path {url!r} must look like hf://datasets/<owner>/<repo>/<file path>[@<revision>]")
+    repo, file_path = "/".join(parts[:2]), "/".join(parts[2:])
+    file_path, _, revision = file_path.partition("@")
+    prefix = "datasets/" if kind == "datasets" else ""
+    return f"{HF_ENDPOINT}/{prefix}{repo}/resolve/{revision or 'main'}/{file_path}"
+
+
+class NoMirrorError(ValueError):
+    """A mirror-only source (relative URL) with no base URL or mirror to fetch it from."""
+
+
+def resolve_url(source: Source, mirror: str | None = None, base_url: str | None = None) -> str:
+    """The URL to fetch.
+
+    A per-source ``mirror`` is a base that serves the file under its own name. A relative URL is
+    resolved against ``base_url`` (or else the global mirror). The global
+    ``mirror`` is laid out like ``wget -x`` makes it, ``<mirror>/<host>/<path>``, so one mirror
+    holds every source even where file names repeat (LCS-558K, GQA and VG all ship ``images.zip``).
+    """
+    if source.mirror:
+        return source.mirror.rstrip("/") + "/" + source.filename
+    if is_relative(source.url):
+        base = base_url or mirror
+        if not base:
+            raise NoMirrorError(f"source {source.name!r}: {source.url!r} is only served by mirrors; set data.base_url "
+                                f"(or data.mirror) to one that serves it, or put its contents at {source.dest!r} "
+                                "in the data dir yourself")
+        return base.rstrip("/") + "/" + source.url
+    if not mirror:
         return source.url
-    return base.rstrip("/") + "/" + source.filename
+    parsed = urlparse(source.url)
+    if parsed.scheme == "file":
+        return source.url  # already local
+    return mirror.rstrip("/") + "/" + parsed.netloc + parsed.path
+
+
+def check_links(links: dict[str, str]) -> dict[str, str]:
+    """Validate ``{link path: target path}`` (both relative to the data dir, neither escaping it).
+
+    Links glue separately downloaded pieces into the layout a consumer expects (benchmark images
+    into the eval-kit folders, one GQA image folder shared by training and evaluation).
+    """
+    if not isinstance(links, dict):
+        raise ValueError(f"links must be a mapping of link path -> target path, got {type(links).__name__}")
+    for link, target in links.items():
+        for key, value in (("link", link), ("target", target)):
+            p = PurePosixPath(value) if isinstance(value, str) else None
+            if p is None or not value or p.is_absolute() or ".." in p.parts or "\\" in value:
+                raise ValueError(f"links[{link!r}]: the {key} must be a relative path inside the data dir, "
+                                 f"got {value!r}")
+        if PurePosixPath(target) == PurePosixPath(link) or PurePosixPath(link) in PurePosixPath(target).parents:
+            raise ValueError(f"links[{link!r}]: the target {target!r} lies inside the link itself")
+    return dict(links)
+
+
+def is_relative(url: str) -> bool:
+    """A URL without scheme names a file only mirrors serve (the eval kit lives on Google Drive)."""
+    return isinstance(url, str) and "://" not in url and not url.startswith("/")
 
 
 def _check_url(value: Any, key: str, where: str) -> None:
+    if key == "url" and is_relative(value) and value and ".." not in PurePosixPath(value).parts:
+        return
     if not isinstance(value, str) or urlparse(value).scheme not in URL_SCHEMES:
-        raise ValueError(f"{where}: {key!r} must be an {'/'.join(URL_SCHEMES)} URL, got {value!r}")
+        raise ValueError(f"{where}: {key!r} must be an {'/'.join(URL_SCHEMES)} URL"
+                         + (" or a path relative to the mirror" if key == "url" else "") + f", got {value!r}")
     parsed = urlparse(value)
     if parsed.scheme != "file" and not parsed.netloc:
         raise ValueError(f"{where}: {key!r} has no host: {value!r}")

@@ -158,8 +158,11 @@ def evaluate_resource(key):
 # Code each stage runs: editing it reruns that stage (and, through its outputs, what follows).
 # Content digests, not mtimes, so a fresh checkout reruns nothing.
 CODE = {
-    "data": ["llava_core/prepare", "llava_core/data/synthetic.py", "llava_core/data/formats.py",
-             "llava_core/model/tiny.py", "llava_core/io.py"],
+    "synthesize": ["llava_core/data/synthetic.py", "llava_core/model/tiny.py", "llava_core/io.py"],
+    "download": ["llava_core/prepare/sources.py", "llava_core/prepare/download.py", "llava_core/prepare/crawl.py",
+                 "llava_core/prepare/stage.py", "llava_core/io.py"],
+    "filter": ["llava_core/prepare/filter.py", "llava_core/prepare/overlap.py", "llava_core/prepare/balance.py",
+               "llava_core/prepare/stage.py", "llava_core/data/formats.py", "llava_core/io.py"],
     "train": ["llava_core/train", "llava_core/model/build.py", "llava_core/data/conversation.py",
               "llava_core/data/tokenize.py", "llava_core/data/images.py", "llava_core/data/dataset.py",
               "llava_core/data/formats.py"],

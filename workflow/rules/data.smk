@@ -11,7 +11,7 @@ rule synthesize:
         **common_params(lambda w: data_experiment(w.dataset)),
         experiment=lambda w: data_experiment(w.dataset),
         config=lambda w: PLANS[data_experiment(w.dataset)]["stages"]["download"]["hash"],
-        code=code_hash("data"),
+        code=code_hash("synthesize"),
     log:
         f"{RESULTS}/logs/data/{{dataset}}/synthesize.log",
     benchmark:
@@ -27,16 +27,17 @@ rule synthesize:
 
 
 rule download:
-    """Fetch every source of the dataset, verify sizes and checksums, record them in a lock."""
+    """Fetch every source of the dataset (and crawl OCR-VQA's covers), verify sizes and checksums
+    against <data>/download.lock.json, link the pieces into place; write what was verified."""
     input:
         download_inputs,
     output:
-        f"{RESULTS}/data/{{dataset}}/download.lock.json",
+        f"{RESULTS}/data/{{dataset}}/download.json",
     params:
         **common_params(lambda w: data_experiment(w.dataset)),
         experiment=lambda w: data_experiment(w.dataset),
         config=lambda w: PLANS[data_experiment(w.dataset)]["stages"]["download"]["hash"],
-        code=code_hash("data"),
+        code=code_hash("download"),
         data_dir=lambda w: f"{RESULTS}/data/{w.dataset}",
         base_url=lambda w, input: (f"--base-url file://{Path(input[0]).resolve().parent}" if input else ""),
     log:
@@ -51,13 +52,13 @@ rule download:
         "../../envs/llava-core.yaml"
     shell:
         "{params.llava} download {params.experiment} --overrides-file {params.overrides} --results {params.results} --data-dir {params.data_dir} "
-        "{params.base_url} --workers {threads} > {log} 2>&1"
+        "{params.base_url} --workers {threads} --out {output} > {log} 2>&1"
 
 
 rule filter:
     """Drop records with missing or broken images and duplicates; write the training sets."""
     input:
-        f"{RESULTS}/data/{{dataset}}/download.lock.json",
+        f"{RESULTS}/data/{{dataset}}/download.json",
     output:
         manifest=f"{RESULTS}/data/{{dataset}}/filtered/manifest.json",
         pretrain=f"{RESULTS}/data/{{dataset}}/filtered/pretrain.json",
@@ -66,7 +67,7 @@ rule filter:
         **common_params(lambda w: data_experiment(w.dataset)),
         experiment=lambda w: data_experiment(w.dataset),
         config=lambda w: stage_hash(data_experiment(w.dataset), "filter"),
-        code=code_hash("data"),
+        code=code_hash("filter"),
         data_dir=lambda w: f"{RESULTS}/data/{w.dataset}",
     log:
         f"{RESULTS}/logs/data/{{dataset}}/filter.log",
@@ -79,4 +80,5 @@ rule filter:
     conda:
         "../../envs/llava-core.yaml"
     shell:
-        "{params.llava} filter {params.experiment} --overrides-file {params.overrides} --results {params.results} --data-dir {params.data_dir} > {log} 2>&1"
+        "{params.llava} filter {params.experiment} --overrides-file {params.overrides} --results {params.results} --data-dir {params.data_dir} "
+        "--workers {threads} > {log} 2>&1"

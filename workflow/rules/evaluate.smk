@@ -8,7 +8,7 @@ rule evaluate_shard:
     """Answer the {shard}-th of {n} contiguous chunks of a benchmark's questions."""
     input:
         model=f"{RESULTS}/{{experiment}}/finetune/model",
-        data=lambda w: f"{RESULTS}/data/{dataset_of(w.experiment)}/download.lock.json",
+        data=lambda w: f"{RESULTS}/data/{dataset_of(w.experiment)}/download.json",
     output:
         answers=f"{RESULTS}/{{experiment}}/eval/{{benchmark}}/shards/{{shard}}_of_{{n}}.jsonl",
     wildcard_constraints:
@@ -42,7 +42,7 @@ rule evaluate:
     """Answer one benchmark's questions with the stage-2 model (or merge its shards' answers), then score them."""
     input:
         model=f"{RESULTS}/{{experiment}}/finetune/model",
-        data=lambda w: f"{RESULTS}/data/{dataset_of(w.experiment)}/download.lock.json",
+        data=lambda w: f"{RESULTS}/data/{dataset_of(w.experiment)}/download.json",
         shards=shard_answers,
     output:
         scores=f"{RESULTS}/{{experiment}}/eval/{{benchmark}}/scores.json",

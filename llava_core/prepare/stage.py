@@ -1,0 +1,168 @@
+"""The download and filter stages of a dataset, as the ``llava-core`` commands run them.
+
+``run_download`` fetches every declared source (verified against the lock), crawls OCR-VQA's
+images where the dataset has them, and links the pieces into the layout the consumers expect.
+``run_filter`` turns the raw records into the training sets and a manifest of what was kept and
+dropped, optionally counting or dropping images shared with the evaluation sets and balancing
+captions by noun phrase (LLaVA-1.0's CC3M recipe). Both report to the stage's MLflow run.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from llava_core.io import write_json
+
+log = logging.getLogger(__name__)
+LOCK = "download.lock.json"
+
+
+def _plain(node: Any) -> Any:
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+
+
+def needed_ocrvqa_images(cfg: DictConfig, data_dir: Path) -> set[str]:
+    """File names under ``data.ocr_vqa.images`` that the stage-2 records reference."""
+    from llava_core.data.formats import iter_llava_records
+
+    folder = (data_dir / cfg.data.ocr_vqa.images).resolve()
+    root = data_dir / cfg.data.finetune_images
+    needed = set()
+    for _, rec in iter_llava_records(data_dir / cfg.data.finetune_records):
+        if isinstance(rec, dict) and "image" in rec:
+            path = (root / rec["image"]).resolve()
+            if path.parent == folder:
+                needed.add(path.name)
+    return needed
+
+
+def run_download(cfg: DictConfig, data_dir: Path, run, *, workers: int, mirror: str | None = None,
+                 base_url: str | None = None, progress: bool = True) -> dict:
+    """Fetch, verify, crawl and link a dataset into ``data_dir``; return a summary of it."""
+    from llava_core.prepare.download import download_sources
+    from llava_core.prepare.sources import sources_from_config
+
+    mirror = mirror or cfg.data.mirror
+    base_url = base_url or cfg.data.base_url
+    lock = download_sources(sources_from_config(_plain(cfg.data.sources)), data_dir, data_dir / LOCK,
+                            workers=workers, mirror=mirror, base_url=base_url, links=_plain(cfg.data.links),
+                            progress=progress)
+    summary: dict[str, Any] = {"sources": lock["sources"]}
+    run.log_metrics({"data/sources": len(lock["sources"]),
+                     "data/bytes": sum(e.get("size") or 0 for e in lock["sources"].values())})
+    run.log_artifact(data_dir / LOCK)
+    if cfg.data.ocr_vqa is not None:
+        summary["ocr_vqa"] = crawl_ocrvqa(cfg, data_dir, run, workers=workers, progress=progress)
+    return summary
+
+
+def crawl_ocrvqa(cfg: DictConfig, data_dir: Path, run, *, workers: int, progress: bool = True) -> dict:
+    """Crawl the OCR-VQA covers the stage-2 records need; failures are listed, not fatal."""
+    from llava_core.prepare.crawl import crawl_images, ocrvqa_items
+
+    oc = cfg.data.ocr_vqa
+    needed = needed_ocrvqa_images(cfg, data_dir) if oc.only_needed else None
+    items = ocrvqa_items(data_dir / oc.dataset_json, needed, mirror=oc.mirror)
+    report_path = data_dir / "ocr_vqa.crawl_report.json"
+    report = crawl_images(items, data_dir / oc.images, data_dir / "ocr_vqa.crawl.lock.json", report_path,
+                          workers=max(workers, oc.workers), progress=progress)
+    unknown = sorted(needed - {name for name, _ in items}) if needed is not None else []
+    if unknown:  # referenced by the records but absent from dataset.json: no URL to try
+        report["not_in_dataset_json"] = unknown
+        write_json(report_path, report)
+    if report["failed_count"] or unknown:
+        log.warning("OCR-VQA: %d of %d images could not be fetched and %d have no URL; their records will be "
+                    "dropped by the filter (see %s)", report["failed_count"], report["requested"], len(unknown),
+                    report_path)
+    run.log_metrics({"data/ocr_vqa/requested": report["requested"], "data/ocr_vqa/fetched": report["fetched"],
+                     "data/ocr_vqa/failed": report["failed_count"], "data/ocr_vqa/no_url": len(unknown)})
+    run.log_artifact(report_path)
+    return {k: v for k, v in report.items() if k != "failed"}
+
+
+def eval_overlap_index(cfg: DictConfig, data_dir: Path, workers: int, progress: bool = True):
+    """Fingerprints of every image the configured benchmarks ask about (not whole folders: GQA's
+    one image folder holds training and test-dev images alike)."""
+    from llava_core.evaluate.benchmarks import get_benchmark
+    from llava_core.prepare.overlap import OverlapIndex, fingerprint_images
+
+    eval_root = data_dir / cfg.data.eval_root
+    paths: dict[str, None] = {}
+    for name in cfg.evaluation.benchmarks:
+        for q in get_benchmark(name).load_questions(eval_root):
+            if q.image:
+                paths[q.image] = None
+    index = OverlapIndex(max_distance=cfg.data.filter.overlap_max_distance)
+    for _, fp in fingerprint_images(list(paths), workers=workers, progress=progress):
+        if fp is not None:
+            index.add(*fp)
+    log.info("eval overlap index: %d images from %d benchmarks", len(index), len(cfg.evaluation.benchmarks))
+    return index
+
+
+def run_filter(cfg: DictConfig, data_dir: Path, run, *, workers: int, progress: bool = True,
+               extractor=None) -> dict:
+    """Filter the pretraining and instruction records into ``<data_dir>/filtered``; return manifests.
+
+    ``extractor`` is the noun-phrase extractor of the balancing step (spaCy's noun chunks unless
+    given: tests pass a small one, since no spaCy model can be downloaded there).
+    """
+    from llava_core.data.formats import read_llava_records, write_llava_records
+    from llava_core.prepare.filter import file_sha256, filter_records, write_manifest
+
+    f = cfg.data.filter
+    out = data_dir / "filtered"
+    overlap = eval_overlap_index(cfg, data_dir, workers, progress).match if f.eval_overlap != "off" else None
+    manifests = {}
+    for part, records, images in (("pretrain", cfg.data.pretrain_records, cfg.data.pretrain_images),
+                                  ("finetune", cfg.data.finetune_records, cfg.data.finetune_images)):
+        m = filter_records(data_dir / records, data_dir / images, out / f"{part}.json", workers=workers,
+                           dedupe=f.dedupe, check_images=f.check_images, eval_overlap=overlap,
+                           overlap_mode=f.eval_overlap, progress=progress)
+        if part == "pretrain" and f.balance.enabled:
+            m["balance"] = _balance(out / "pretrain.json", f.balance, extractor, read_llava_records,
+                                    write_llava_records)
+            m["kept"] = m["balance"]["n_selected"]
+            m["output_sha256"] = file_sha256(out / "pretrain.json")
+        manifests[part] = m
+        run.log_metrics({f"data/{part}/records": m["records"], f"data/{part}/kept": m["kept"],
+                         f"data/{part}/dropped": m["dropped"],
+                         **{f"data/{part}/dropped/{k}": v for k, v in m["reasons"].items()},
+                         **{f"data/{part}/eval_overlap/{k}": v for k, v in m["eval_overlap"].items() if k != "mode"}})
+    for part, m in manifests.items():  # the training sets, as MLflow dataset inputs of this stage
+        run.log_dataset(f"{cfg.data.name}/{part}", m["output_sha256"], str((out / f"{part}.json").resolve()),
+                        "training", {"records": m["records"], "kept": m["kept"], "dropped": m["dropped"],
+                                     **m["reasons"]})
+    write_manifest(out / "manifest.json", manifests)
+    run.log_artifact(out / "manifest.json")
+    for part in manifests:
+        run.log_artifact(out / f"{part}.dropped.jsonl")
+    return manifests
+
+
+def _balance(path: Path, settings, extractor, read, write) -> dict:
+    from llava_core.prepare.balance import balance_records, spacy_noun_phrases
+
+    extract = extractor or spacy_noun_phrases(settings.spacy_model)
+    kept, stats = balance_records(read(path), extract, min_count=settings.min_count,
+                                  max_per_phrase=settings.max_per_phrase, seed=settings.seed)
+    write(path, kept)
+    return stats
+
+
+def log_training_dataset(run, cfg: DictConfig, data_dir: Path, stage: str) -> None:
+    """Name the filtered set a training stage reads as its MLflow dataset input (digest = sha256)."""
+    from llava_core.io import read_json
+
+    part = "pretrain" if stage == "pretrain" else "finetune"
+    manifest_path = data_dir / "filtered" / "manifest.json"
+    if not manifest_path.exists():
+        return
+    m = read_json(manifest_path).get(part)
+    if m:
+        run.log_dataset(f"{cfg.data.name}/{part}", m["output_sha256"], str((data_dir / "filtered" / f"{part}.json").resolve()),
+                        "training", {"records": m["records"], "kept": m["kept"], "dropped": m["dropped"]})
