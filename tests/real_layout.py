@@ -23,8 +23,9 @@ import numpy as np
 from PIL import Image
 
 
-def image_bytes(seed: int, fmt: str = "JPEG") -> bytes:
-    pixels = np.random.default_rng(seed).integers(0, 256, (24, 24, 3), dtype=np.uint8)
+def image_bytes(seed: int, fmt: str = "JPEG", shape: tuple[int, int] = (24, 24)) -> bytes:
+    """A random-noise picture, encoded as ``fmt``."""
+    pixels = np.random.default_rng(seed).integers(0, 256, (*shape, 3), dtype=np.uint8)
     buf = io.BytesIO()
     Image.fromarray(pixels).save(buf, fmt)
     return buf.getvalue()

@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from http_util import serving
 from PIL import Image, ImageFile
 
 from llava_core.io import FormatError
@@ -101,12 +102,8 @@ def server() -> Iterator[_Server]:
     srv = _Server(("127.0.0.1", 0), _Handler)
     srv.routes, srv.counts, srv.delay, srv.active, srv.max_active = {}, Counter(), 0.0, 0, 0
     srv.mutex = threading.Lock()
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
-    thread.join(5)
+    with serving(srv):
+        yield srv
 
 
 @pytest.fixture(autouse=True)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image, ImageFile
+from PIL import ImageFile
+from real_layout import image_bytes
 
 from llava_core.data.formats import read_llava_records
 from llava_core.io import FormatError
@@ -17,10 +16,7 @@ from llava_core.prepare.filter import check_image, filter_records, write_manifes
 
 
 def _image_bytes(fmt: str, seed: int = 0) -> bytes:
-    pixels = np.random.default_rng(seed).integers(0, 256, (48, 64, 3), dtype=np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, fmt)
-    return buf.getvalue()
+    return image_bytes(seed, fmt, (48, 64))
 
 
 def _conv(q: str, a: str) -> list[dict]:

@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import json
-import threading
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from conftest import run
+from http_util import serving
 from PIL import Image
 from real_layout import build_mirror
 
@@ -28,11 +28,8 @@ def mirror(tmp_path: Path):
     root.mkdir()
     server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Handler, directory=str(root)))
     server.requests = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield root, server, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(server):
+        yield root, server, f"http://127.0.0.1:{server.server_address[1]}"
 
 
 def _data_config(overrides: list[str]) -> dict:
