@@ -119,7 +119,7 @@ def _conversation(source: str | None, rng: random.Random) -> list[dict]:
     return _pairs_to_conv(pairs, rng, image=True)
 
 
-def _jpeg_templates(seed: int, n: int = 64) -> list[bytes]:
+def _jpeg_templates(seed: int, n: int = 64, size: int = 32) -> list[bytes]:
     import numpy as np
     from PIL import Image
 
@@ -127,8 +127,8 @@ def _jpeg_templates(seed: int, n: int = 64) -> list[bytes]:
     out = []
     for k in range(n):
         base = g.integers(0, 256, 3)
-        ramp = np.linspace(0, g.integers(0, 120), 32)[None, :, None] * g.choice([-1, 1], 3)
-        noise = g.normal(0, g.choice([2, 10, 30, 60]), (32, 32, 3))
+        ramp = np.linspace(0, g.integers(0, 120), size)[None, :, None] * g.choice([-1, 1], 3)
+        noise = g.normal(0, g.choice([2, 10, 30, 60]), (size, size, 3))
         pixels = np.clip(base + ramp + noise, 0, 255).astype(np.uint8)
         buf = io.BytesIO()
         Image.fromarray(pixels).save(buf, "JPEG", quality=int(60 + 35 * k / n))
@@ -236,7 +236,7 @@ def generate(root: Path, args: argparse.Namespace) -> dict:
     del base, after
 
     # Image files: a few encoded templates, each file made distinct by a comment segment.
-    templates = _jpeg_templates(args.seed)
+    templates = _jpeg_templates(args.seed, size=args.image_size)
     for d in {os.path.dirname(p) for p in images}:
         (root / "images" / d).mkdir(parents=True, exist_ok=True)
     html = b"<html><head><title>404 Not Found</title></head><body><h1>Not Found</h1></body></html>\n"
@@ -357,6 +357,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", type=int, default=40_000, help="distinct images referenced (default 40000)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="filter pool size (default: os.cpu_count())")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--image-size", type=int, default=32,
+                   help="side of the JPEGs in pixels (default 32: JSON-bound; 384 approaches COCO's image-check cost)")
     p.add_argument("--text-only", type=float, default=0.05, help="share of text-only records")
     for kind, default in zip(DAMAGE, (0.005, 0.002, 0.002, 0.001), strict=True):
         p.add_argument(f"--{kind}", type=float, default=default, help=f"share of distinct images {kind} (default {default})")
@@ -380,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
         root = args.workdir / "bench_filter"
         cleanup = root
     gen_opts = {k: getattr(args, k) for k in
-                ("records", "images", "seed", "text_only", *DAMAGE, "duplicates", "malformed")}
+                ("records", "images", "image_size", "seed", "text_only", *DAMAGE, "duplicates", "malformed")}
     stamp = root / "corpus.json"
     try:
         if stamp.exists() and json.loads(stamp.read_text()).get("options") == gen_opts:

@@ -55,6 +55,11 @@ def test_overlap_drop_and_balancing_reach_the_manifest(tiny_local: Path, tmp_pat
     bal = pre["balance"]
     kept = json.loads((data_dir / "filtered" / "pretrain.json").read_text())
     assert len(kept) == pre["kept"] == bal["n_selected"] < pre["records"]
+    assert pre["kept"] + pre["dropped"] == pre["records"]
+    assert pre["reasons"]["not_selected_by_balance"] == pre["records"] - pre["kept"] - sum(
+        v for k, v in pre["reasons"].items() if k != "not_selected_by_balance")
+    drops = (data_dir / "filtered" / "pretrain.dropped.jsonl").read_text().splitlines()
+    assert len(drops) == pre["dropped"]
     assert bal["n_phrases_capped"] > 0  # some colour or shape occurs in more than 40 captions
     assert run.metrics["data/pretrain/kept"] == pre["kept"]
     assert {d[0] for d in run.datasets} == {"tiny/pretrain", "tiny/finetune"}

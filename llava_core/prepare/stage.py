@@ -19,6 +19,7 @@ from llava_core.io import write_json
 
 log = logging.getLogger(__name__)
 LOCK = "download.lock.json"
+BALANCE_DROP = "not_selected_by_balance"  # noun-phrase balancing left the caption out
 
 
 def _plain(node: Any) -> Any:
@@ -111,7 +112,6 @@ def run_filter(cfg: DictConfig, data_dir: Path, run, *, workers: int, progress: 
     ``extractor`` is the noun-phrase extractor of the balancing step (spaCy's noun chunks unless
     given: tests pass a small one, since no spaCy model can be downloaded there).
     """
-    from llava_core.data.formats import read_llava_records, write_llava_records
     from llava_core.prepare.filter import file_sha256, filter_records, write_manifest
 
     f = cfg.data.filter
@@ -124,9 +124,11 @@ def run_filter(cfg: DictConfig, data_dir: Path, run, *, workers: int, progress: 
                            dedupe=f.dedupe, check_images=f.check_images, eval_overlap=overlap,
                            overlap_mode=f.eval_overlap, progress=progress)
         if part == "pretrain" and f.balance.enabled:
-            m["balance"] = _balance(out / "pretrain.json", f.balance, extractor, read_llava_records,
-                                    write_llava_records)
+            m["balance"] = balance_set(out / "pretrain.json", f.balance, extractor)
+            not_selected = m["kept"] - m["balance"]["n_selected"]
             m["kept"] = m["balance"]["n_selected"]
+            m["dropped"] += not_selected
+            m["reasons"] = dict(sorted({**m["reasons"], BALANCE_DROP: not_selected}.items()))
             m["output_sha256"] = file_sha256(out / "pretrain.json")
         manifests[part] = m
         run.log_metrics({f"data/{part}/records": m["records"], f"data/{part}/kept": m["kept"],
@@ -144,14 +146,29 @@ def run_filter(cfg: DictConfig, data_dir: Path, run, *, workers: int, progress: 
     return manifests
 
 
-def _balance(path: Path, settings, extractor, read, write) -> dict:
-    from llava_core.prepare.balance import balance_records, spacy_noun_phrases
+def balance_set(path: Path, settings, extractor=None) -> dict:
+    """Keep the noun-phrase-balanced subset of the records in ``path`` (rewritten atomically);
+    list the others in its ``.dropped.jsonl`` (by their number in ``path``); return the stats."""
+    import json
+
+    from llava_core.data.formats import read_llava_records, write_llava_records
+    from llava_core.io import atomic_write
+    from llava_core.prepare.balance import balance_by_noun_phrases, record_caption, spacy_noun_phrases
 
     extract = extractor or spacy_noun_phrases(settings.spacy_model)
-    kept, stats = balance_records(read(path), extract, min_count=settings.min_count,
-                                  max_per_phrase=settings.max_per_phrase, seed=settings.seed)
-    write(path, kept)
-    return stats
+    records = read_llava_records(path)
+    result = balance_by_noun_phrases([record_caption(r) for r in records], extract, min_count=settings.min_count,
+                                     max_per_phrase=settings.max_per_phrase, seed=settings.seed)
+    selected = set(result.selected)
+    dropped_path = path.with_name(path.stem + ".dropped.jsonl")
+    previous = dropped_path.read_text() if dropped_path.exists() else ""
+    with atomic_write(dropped_path) as fh:
+        fh.write(previous)
+        for i, rec in enumerate(records):
+            if i not in selected:
+                fh.write(json.dumps({"filtered_record": i, "id": rec.get("id"), "reason": BALANCE_DROP}) + "\n")
+    write_llava_records(path, [records[i] for i in result.selected])
+    return result.stats()
 
 
 def log_training_dataset(run, cfg: DictConfig, data_dir: Path, stage: str) -> None:
