@@ -22,6 +22,8 @@ from urllib.parse import urlparse
 import numpy as np
 from PIL import Image
 
+from llava_core.prepare.sources import hub_url
+
 
 def image_bytes(seed: int, fmt: str = "JPEG", shape: tuple[int, int] = (24, 24)) -> bytes:
     """A random-noise picture, encoded as ``fmt``."""
@@ -44,10 +46,11 @@ def _zip(files: dict[str, bytes]) -> bytes:
 
 
 def mirror_path(url: str) -> str:
-    """Where a source URL sits on a mirror: ``<host>/<path>``, or the relative URL itself."""
+    """Where a source URL sits on a mirror: ``<host>/<path>`` (hub paths by their resolve URL), or
+    the relative URL itself."""
     if "://" not in url:
         return url
-    parsed = urlparse(url)
+    parsed = urlparse(hub_url(url))
     return parsed.netloc + parsed.path
 
 
