@@ -69,8 +69,8 @@ def _run(cfg, stage: str, args, exp_dir: Path | None, run_name: str | None = Non
     params = {**stage_config(cfg, stage), "overrides": list(args.override)}
     whole = to_dict(cfg)
     # Where data comes from (mirror, base URL) is not part of what an experiment is.
-    parent = (stage_config(cfg, "filter") if run_name
-              else {k: v for k, v in whole.items() if k != "tracking"})
+    whole["data"] = stage_config(cfg, "filter")["data"] | {"resources": whole["data"]["resources"]}
+    parent = {"data": whole["data"]} if run_name else {k: v for k, v in whole.items() if k != "tracking"}
     return stage_run(cfg, stage, args.results, exp_dir, params, run_name=run_name, parent_config=parent)
 
 

@@ -142,6 +142,11 @@ def test_changing_stage2_lr_reruns_stage2_evals_and_report_only(tiny):
                                         "all": 1})
 
 
+def test_switching_to_a_mirror_reruns_nothing(tiny):
+    out = snakemake(tiny, "-n", config=("overrides=data.mirror=http://127.0.0.1:9/mirror",)).stdout
+    assert planned_jobs(out) == Counter()
+
+
 def test_changing_one_benchmark_reruns_only_it_and_the_report(tiny):
     out = snakemake(tiny, "-n", config=("overrides=evaluation.benchmarks.pope.max_new_tokens=8",)).stdout
     assert planned_jobs(out) == Counter({"evaluate": 1, "report": 1, "summary": 1, "all": 1})
