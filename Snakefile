@@ -14,12 +14,11 @@ include: "workflow/rules/common.smk"
 
 
 # Jobs that need the network (or next to no compute) run where Snakemake runs (the login or
-# transfer node on a cluster), never as GPU-node jobs.
+# transfer node on a cluster). The filter needs no network but many cores: a cluster job.
 localrules:
     all,
     synthesize,
     download,
-    filter,
     summary,
 
 include: "workflow/rules/data.smk"

@@ -197,5 +197,6 @@ def test_13b_through_the_slurm_profile_shows_multinode_stage2_and_gpu_requests(t
     assert any("gres=gpu:8" in r and "nodes=2" in r for r in jobs["finetune"])  # 2 nodes x 8 GPUs
     assert all("gpu=8" in r and "nodes=1" in r for r in jobs["pretrain"])
     assert len(jobs["evaluate"]) == 12 and all("gpu=1" in r for r in jobs["evaluate"])
-    # data jobs ask for no GPU (they run where Snakemake runs: local rules)
+    # data jobs ask for no GPU; the filter is a many-core CPU job (download is a local rule)
     assert not any(re.search(r"(?<![_a-z])gpu=[1-9]|gres=gpu", r) for r in jobs["download"] + jobs["filter"])
+    assert all("cpus_per_task=16" in r for r in jobs["filter"])

@@ -77,6 +77,7 @@ rule filter:
     resources:
         mem_mb=lambda w: resource(data_experiment(w.dataset), "filter", "mem_mb"),
         runtime=lambda w: resource(data_experiment(w.dataset), "filter", "runtime"),
+        cpus_per_task=lambda w: resource(data_experiment(w.dataset), "filter", "cpus"),
     conda:
         "../../envs/llava-core.yaml"
     shell:
