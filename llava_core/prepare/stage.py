@@ -28,16 +28,19 @@ def _plain(node: Any) -> Any:
 
 def needed_ocrvqa_images(cfg: DictConfig, data_dir: Path) -> set[str]:
     """File names under ``data.ocr_vqa.images`` that the stage-2 records reference."""
+    import os
+    import posixpath
+
     from llava_core.data.formats import iter_llava_records
 
-    folder = (data_dir / cfg.data.ocr_vqa.images).resolve()
-    root = data_dir / cfg.data.finetune_images
+    # Compare path strings, not resolved paths: 665K records, no file system calls.
+    folder = posixpath.normpath(os.path.relpath(data_dir / cfg.data.ocr_vqa.images, data_dir / cfg.data.finetune_images))
     needed = set()
     for _, rec in iter_llava_records(data_dir / cfg.data.finetune_records):
         if isinstance(rec, dict) and "image" in rec:
-            path = (root / rec["image"]).resolve()
-            if path.parent == folder:
-                needed.add(path.name)
+            head, name = posixpath.split(posixpath.normpath(rec["image"]))
+            if head == folder:
+                needed.add(name)
     return needed
 
 
