@@ -161,7 +161,7 @@ def test_corrupted_existing_file_is_fetched_again(server: _Server, tmp_path: Pat
     src = Source("a", server.base + "/a.json", "a.json")  # no pinned sha: the lock is the reference
     run([src], tmp_path)
     dest = tmp_path / "data" / "a.json"
-    dest.write_bytes(b"X" + PAYLOAD[1:])  # same size, different bytes
+    dest.write_bytes(bytes([PAYLOAD[0] ^ 0xFF]) + PAYLOAD[1:])  # same size, always different bytes
     run([src], tmp_path)
     assert dest.read_bytes() == PAYLOAD
     assert len(server.requests) == 2
