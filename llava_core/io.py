@@ -8,6 +8,7 @@ the target only once it is fully written and flushed.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -58,6 +59,15 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, streamed so multi-GB files need no memory."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
 
 
 def write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> None:

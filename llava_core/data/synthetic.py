@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 from llava_core.data.formats import IMAGE_TOKEN, write_llava_records
-from llava_core.io import atomic_dir, atomic_write, write_json, write_jsonl
+from llava_core.io import atomic_dir, atomic_write, sha256_file, write_json, write_jsonl
 
 SYSTEM_PROMPT = ("A chat between a curious user and an artificial intelligence assistant. "
                  "The assistant gives helpful, detailed, and polite answers to the user's questions.")
@@ -891,14 +891,6 @@ def _tar_folder(src: Path, dest: Path) -> None:
                 tar.addfile(info, io.BytesIO(data))
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def package_mirror(world_dir: Path, mirror_dir: Path, parts: tuple[str, ...] = MIRROR_PARTS) -> list[dict]:
     """Pack ``pretrain/``, ``finetune/`` and ``eval/`` into ``<part>.tar`` files and describe them.
 
@@ -915,6 +907,6 @@ def package_mirror(world_dir: Path, mirror_dir: Path, parts: tuple[str, ...] = M
         archive = mirror_dir / f"{part}.tar"
         _tar_folder(src, archive)
         sources.append({"name": part, "url": archive.resolve().as_uri(), "dest": part,
-                        "sha256": _sha256(archive), "size": os.path.getsize(archive), "unpack": "tar"})
+                        "sha256": sha256_file(archive), "size": os.path.getsize(archive), "unpack": "tar"})
     write_json(mirror_dir / "sources.json", sources)
     return sources

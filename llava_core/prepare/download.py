@@ -42,7 +42,7 @@ from urllib.parse import urlparse
 
 from tqdm import tqdm
 
-from llava_core.io import FormatError, atomic_dir, read_json, write_json
+from llava_core.io import FormatError, atomic_dir, read_json, sha256_file, write_json
 from llava_core.prepare.sources import NoMirrorError, Source, check_links, check_unique, resolve_url
 
 TRIES = 3  # attempts per download before giving up
@@ -72,15 +72,6 @@ class UnsafeArchiveError(DownloadError):
 
 class _Retryable(Exception):
     """A transient failure (dropped connection, timeout, 5xx): worth another attempt."""
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, streamed so multi-GB files need no memory."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(CHUNK):
-            h.update(block)
-    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------------------------- lock

@@ -30,7 +30,8 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 from tqdm import tqdm
 
 from llava_core.data.formats import iter_llava_records
-from llava_core.io import FormatError, atomic_write, write_json
+from llava_core.io import FormatError, atomic_write, sha256_file, write_json
+from llava_core.prepare.overlap import image_fingerprint
 
 MISSING, EMPTY, TRUNCATED, CORRUPT, TOO_LARGE, DUPLICATE = (
     "missing_image", "empty_image", "truncated_image", "corrupt_image", "too_large_image", "duplicate")
@@ -41,15 +42,6 @@ MAX_EXAMPLES = 20
 # Formats whose verify() checks the whole stream (PNG: every chunk's CRC up to IEND). For the rest
 # (JPEG, GIF, WebP, BMP, ...) verify() only parses the header, so the pixels must be decoded.
 _STRONG_VERIFY = {"PNG"}
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file, streamed."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 def check_image(path: str) -> str | None:
@@ -93,8 +85,6 @@ def _inspect(job: tuple[str, bool]) -> tuple[str | None, tuple[str, int] | None]
     why = check_image(path)
     if why is not None or not fingerprint:
         return why, None
-    from llava_core.prepare.overlap import image_fingerprint
-
     return None, image_fingerprint(path)
 
 
@@ -224,8 +214,8 @@ def filter_records(records_path: Path, image_root: Path, out_path: Path, *, work
         "malformed_examples": malformed,
         "images": {"distinct": n_images, "unusable": len(bad)},
         "eval_overlap": {"mode": overlap_mode, **dict(sorted(overlap_counts.items()))},
-        "input_sha256": file_sha256(records_path),
-        "output_sha256": file_sha256(out_path),
+        "input_sha256": sha256_file(records_path),
+        "output_sha256": sha256_file(out_path),
     }
 
 

@@ -115,7 +115,8 @@ def run_filter(cfg: DictConfig, data_dir: Path, run, *, workers: int, progress: 
     ``extractor`` is the noun-phrase extractor of the balancing step (spaCy's noun chunks unless
     given: tests pass a small one, since no spaCy model can be downloaded there).
     """
-    from llava_core.prepare.filter import file_sha256, filter_records, write_manifest
+    from llava_core.io import sha256_file
+    from llava_core.prepare.filter import filter_records, write_manifest
 
     f = cfg.data.filter
     out = data_dir / "filtered"
@@ -132,7 +133,7 @@ def run_filter(cfg: DictConfig, data_dir: Path, run, *, workers: int, progress: 
             m["kept"] = m["balance"]["n_selected"]
             m["dropped"] += not_selected
             m["reasons"] = dict(sorted({**m["reasons"], BALANCE_DROP: not_selected}.items()))
-            m["output_sha256"] = file_sha256(out / "pretrain.json")
+            m["output_sha256"] = sha256_file(out / "pretrain.json")
         manifests[part] = m
         run.log_metrics({f"data/{part}/records": m["records"], f"data/{part}/kept": m["kept"],
                          f"data/{part}/dropped": m["dropped"],
