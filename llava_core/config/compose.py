@@ -99,7 +99,8 @@ def _one_line(e: BaseException) -> str:
 
 
 def to_dict(cfg: DictConfig | Any) -> Any:
-    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
+    """A config node (mapping or list) as plain, resolved Python containers; anything else as is."""
+    return OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else cfg
 
 
 def stage_names(cfg: DictConfig) -> list[str]:

@@ -60,13 +60,12 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError("evaluation.judge.passes must be >= 1")
     for i, src in enumerate(cfg.data.sources):
         _check(src.unpack, UNPACK, f"data.sources[{i}].unpack")
-    from omegaconf import OmegaConf
-
+    from llava_core.config.compose import to_dict
     from llava_core.prepare.sources import check_links, sources_from_config
 
     try:  # the downloader's own checks, run before any job starts
-        sources_from_config(OmegaConf.to_container(cfg.data.sources, resolve=True))
-        check_links(OmegaConf.to_container(cfg.data.links, resolve=True))
+        sources_from_config(to_dict(cfg.data.sources))
+        check_links(to_dict(cfg.data.links))
     except ValueError as e:
         raise ConfigError(f"data: {e}") from None
     f = cfg.data.filter

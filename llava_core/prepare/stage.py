@@ -13,17 +13,14 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from llava_core.config.compose import to_dict
 from llava_core.io import write_json
 
 log = logging.getLogger(__name__)
 LOCK = "download.lock.json"
 BALANCE_DROP = "not_selected_by_balance"  # noun-phrase balancing left the caption out
-
-
-def _plain(node: Any) -> Any:
-    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
 
 
 def needed_ocrvqa_images(cfg: DictConfig, data_dir: Path) -> set[str]:
@@ -52,8 +49,8 @@ def run_download(cfg: DictConfig, data_dir: Path, run, *, workers: int, mirror: 
 
     mirror = mirror or cfg.data.mirror
     base_url = base_url or cfg.data.base_url
-    lock = download_sources(sources_from_config(_plain(cfg.data.sources)), data_dir, data_dir / LOCK,
-                            workers=workers, mirror=mirror, base_url=base_url, links=_plain(cfg.data.links),
+    lock = download_sources(sources_from_config(to_dict(cfg.data.sources)), data_dir, data_dir / LOCK,
+                            workers=workers, mirror=mirror, base_url=base_url, links=to_dict(cfg.data.links),
                             progress=progress)
     summary: dict[str, Any] = {"sources": lock["sources"]}
     run.log_metrics({"data/sources": len(lock["sources"]),
