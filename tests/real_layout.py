@@ -37,10 +37,11 @@ def _conv(q: str, a: str) -> list[dict]:
     return [{"from": "human", "value": f"<image>\n{q}"}, {"from": "gpt", "value": a}]
 
 
-def _zip(files: dict[str, bytes]) -> bytes:
+def zip_bytes(files: dict[str, bytes]) -> bytes:
+    """A zip archive holding ``files`` (member name -> bytes), in the dict's order."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
-        for name, data in sorted(files.items()):
+        for name, data in files.items():
             zf.writestr(name, data)
     return buf.getvalue()
 
@@ -155,7 +156,7 @@ def build_mirror(root: Path, data_cfg: dict, server_base: str) -> dict:
     served = []
     for src in data_cfg["sources"]:
         name = src["name"]
-        data = files[name] if name in files else _zip(archives[name])
+        data = files[name] if name in files else zip_bytes(archives[name])
         path = root / mirror_path(src["url"])
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)

@@ -7,6 +7,7 @@ from types import SimpleNamespace as NS
 
 import pytest
 import torch
+from micro_model import MODEL, SYN
 from PIL import Image
 from safetensors.torch import save_file
 from tiny_tokenizers import CORPUS, plain_tokenizer
@@ -36,12 +37,6 @@ from llava_core.model.checkpoints import (
 )
 from llava_core.model.tiny import build_tiny_parts
 
-SYN = NS(image_size=32, llm=NS(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-                               vocab_size=300),
-         vision=NS(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, patch_size=8))
-MODEL = NS(llm="{data}/tiny-llm", vision_tower="{data}/tiny-clip", projector_type="mlp2x_gelu",
-           vision_feature_layer=-2, vision_feature_select_strategy="default", image_size=32, patch_size=8,
-           model_max_length=128, torch_dtype="fp32")
 QUESTION = "What color is the shape?"
 
 

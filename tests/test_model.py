@@ -6,18 +6,12 @@ from types import SimpleNamespace as NS
 
 import pytest
 import torch
+from micro_model import MODEL, SYN
 from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig
 from transformers.models.llava.modeling_llava import LlavaMultiModalProjector
 
 from llava_core.model.build import build_llava, load_projector, save_projector, set_trainable
 from llava_core.model.tiny import build_tiny_parts
-
-SYN = NS(image_size=32, llm=NS(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-                               vocab_size=300),
-         vision=NS(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, patch_size=8))
-MODEL = NS(llm="{data}/tiny-llm", vision_tower="{data}/tiny-clip", projector_type="mlp2x_gelu",
-           vision_feature_layer=-2, vision_feature_select_strategy="default", image_size=32, patch_size=8,
-           model_max_length=128, torch_dtype="fp32")
 
 
 @pytest.fixture(scope="module")

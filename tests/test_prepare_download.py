@@ -8,13 +8,13 @@ import json
 import os
 import re
 import tarfile
-import zipfile
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from http_util import serving
+from real_layout import zip_bytes
 
 from llava_core.prepare import download as dl
 from llava_core.prepare.download import (
@@ -185,14 +185,6 @@ def test_changed_upstream_bytes_fail_against_the_lock(server: _Server, tmp_path:
     assert run([src], tmp_path)["sources"]["a"]["sha256"] == sha(b"new upstream release")
 
 
-def _zip(entries: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for name, data in entries.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
-
-
 def _tar(members: list[tarfile.TarInfo | tuple[str, bytes]], mode: str = "w:gz") -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode=mode) as tf:
@@ -216,7 +208,7 @@ def test_zip_and_tar_unpack_into_dest(tmp_path: Path) -> None:
     up = tmp_path / "up"
     up.mkdir()
     # A single top folder named like dest (train2017.zip -> train2017/...) lands directly in dest.
-    (up / "train2017.zip").write_bytes(_zip({"train2017/": b"", "train2017/1.jpg": b"one",
+    (up / "train2017.zip").write_bytes(zip_bytes({"train2017/": b"", "train2017/1.jpg": b"one",
                                              "train2017/sub/2.jpg": b"two"}))
     (up / "vg.tar.gz").write_bytes(_tar([("VG_100K/3.jpg", b"three"), ("README", b"hi"),
                                          _link("VG_100K/alias.jpg", "3.jpg")]))
@@ -238,7 +230,7 @@ def test_zip_and_tar_unpack_into_dest(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("kind", "archive", "member"),
     [
-        ("zip", _zip({"ok.txt": b"ok", "../evil": b"pwned"}), "../evil"),
+        ("zip", zip_bytes({"ok.txt": b"ok", "../evil": b"pwned"}), "../evil"),
         ("tar", _tar([("ok.txt", b"ok"), ("../evil", b"pwned")]), "../evil"),
         ("tar", _tar([("ok.txt", b"ok"), ("/tmp/evil-abs", b"pwned")]), "/tmp/evil-abs"),
         ("tar", _tar([_link("link", "../../evil")]), "link"),
@@ -266,7 +258,7 @@ def test_archive_escaping_its_folder_is_refused(tmp_path: Path, kind: str, archi
 
 def test_second_run_with_lock_downloads_nothing(server: _Server, tmp_path: Path) -> None:
     server.files["/d/meta.json"] = PAYLOAD
-    server.files["/d/images.zip"] = _zip({"images/0001.jpg": b"img"})
+    server.files["/d/images.zip"] = zip_bytes({"images/0001.jpg": b"img"})
     sources = [Source("meta", server.base + "/d/meta.json", "meta.json"),
                Source("images", server.base + "/d/images.zip", "images", unpack="zip")]
     first = run(sources, tmp_path, workers=2)
@@ -317,7 +309,7 @@ def test_dropped_connections_give_up_after_three_tries(server: _Server, tmp_path
 
 
 def test_damaged_unpacked_folder_is_fetched_again(server: _Server, tmp_path: Path) -> None:
-    server.files["/images.zip"] = _zip({"images/a.jpg": b"aaa", "images/b.jpg": b"bbb"})
+    server.files["/images.zip"] = zip_bytes({"images/a.jpg": b"aaa", "images/b.jpg": b"bbb"})
     sources = [Source("images", server.base + "/images.zip", "images", unpack="zip")]
     lock = run(sources, tmp_path)
     assert lock["sources"]["images"]["tree"]["files"] == 2
@@ -341,14 +333,14 @@ def test_files_already_in_place_are_adopted_and_then_verified(server: _Server, t
     (kit / "q.jsonl").unlink()  # damaged since: now it must come from a mirror, and none is set
     with pytest.raises(DownloadError, match="only served by mirrors; set data.base_url"):
         run(sources, tmp_path)
-    server.files["/kit/eval.zip"] = _zip({"eval/gqa/q.jsonl": b"{}\n"})
+    server.files["/kit/eval.zip"] = zip_bytes({"eval/gqa/q.jsonl": b"{}\n"})
     lock = run(sources, tmp_path, base_url=server.base + "/kit")
     assert "adopted" not in lock["sources"]["eval-kit"] and (kit / "q.jsonl").exists()
 
 
 def test_links_glue_sources_into_the_expected_layout(server: _Server, tmp_path: Path) -> None:
-    server.files["/val2014.zip"] = _zip({"val2014/COCO_val2014_1.jpg": b"img"})
-    server.files["/eval.zip"] = _zip({"eval/pope/llava_pope_test.jsonl": b"{}\n"})
+    server.files["/val2014.zip"] = zip_bytes({"val2014/COCO_val2014_1.jpg": b"img"})
+    server.files["/eval.zip"] = zip_bytes({"eval/pope/llava_pope_test.jsonl": b"{}\n"})
     sources = [Source("coco-val", server.base + "/val2014.zip", "benchmarks/coco/val2014", unpack="zip"),
                Source("kit", server.base + "/eval.zip", "eval", unpack="zip")]
     links = {"eval/pope/val2014": "benchmarks/coco/val2014"}
