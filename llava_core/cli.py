@@ -292,7 +292,8 @@ def cmd_summary(args) -> int:
 def cmd_inspect(args) -> int:
     from llava_core.data.inspect import inspect_records
 
-    for row in inspect_records(args.records, args.template, args.tokenizer, args.max_length, args.num_image_tokens):
+    for row in inspect_records(args.records, args.template, args.tokenizer, args.max_length, args.num_image_tokens,
+                               args.truncation):
         print(json.dumps(row, ensure_ascii=False))
     return 0
 
@@ -386,6 +387,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--template", required=True, help="conversation template, e.g. plain or vicuna_v1")
     sp.add_argument("--tokenizer", required=True, help="transformers tokenizer (or LLaVA checkpoint) folder")
     sp.add_argument("--max-length", type=int, default=2048)
+    sp.add_argument("--truncation", choices=("text", "expanded"), default="text",
+                    help="text: cut text tokens, the image counted once (the released checkpoints); "
+                         "expanded: also cut after the image is expanded")
     sp.add_argument("--num-image-tokens", type=int,
                     help="image tokens per image (default: the folder's image_seq_length, else 576)")
     sp.set_defaults(fn=cmd_inspect)

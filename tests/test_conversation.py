@@ -98,9 +98,11 @@ def test_image_tokens_in_later_turns_are_removed():
     assert r.text == f"{SYS_USER} USER: <image>\nq ASSISTANT: a</s>USER: q2 ASSISTANT: b</s>"
 
 
-def test_image_token_without_image_is_rejected():
-    with pytest.raises(ValueError, match="no image"):
-        render("vicuna_v1", conv("<image>\nq", "a"), has_image=False)
+def test_text_only_record_keeps_a_literal_image_token_as_text():
+    # Upstream's preprocess_multimodal runs only for image records: a text-only record's text,
+    # "<image>" included, is rendered as is (tokenize.encode then treats it as text).
+    r = render("vicuna_v1", conv("see <image>\nq", "a"), has_image=False)
+    assert r.text == f"{SYS_USER} USER: see <image>\nq ASSISTANT: a</s>"
 
 
 @pytest.mark.parametrize("bad", [

@@ -93,7 +93,7 @@ def test_resume_after_kill_reuses_finished_batches(tiny, tmp_path):
 
     # nothing to do on a third run
     generated.clear()
-    answer_questions(parts, questions, out, model_path=model_dir, batch_size=4, on_batch=generated.extend, **KW)
+    answer_questions(parts, questions, out, model_path=model_dir, batch_size=8, on_batch=generated.extend, **KW)
     assert generated == []
 
     # other settings: everything is answered again

@@ -1,14 +1,23 @@
-"""Pixel-level checks of pad-to-square and the CLIP processor path (spec section 1)."""
+"""Pixel-level checks of pad-to-square and the CLIP processor path (spec section 1), and of the
+pinned PIL backend against a hand computation of transformers 4.37's slow ``CLIPImageProcessor``."""
 
 from __future__ import annotations
 
-import warnings
+import json
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from llava_core.data.images import background_color, blank_image, expand2square, process_image
+from llava_core.data.images import (
+    background_color,
+    blank_image,
+    expand2square,
+    image_processor_class,
+    load_image_processor,
+    process_image,
+)
 
 MEAN = torch.tensor([0.48145466, 0.4578275, 0.40821073])
 STD = torch.tensor([0.26862954, 0.26130258, 0.27577711])
@@ -16,13 +25,8 @@ RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
 
 
 def clip_processor(side: int = 32, crop: tuple[int, int] | None = None):
-    import transformers
-
     height, width = crop or (side, side)
-    with warnings.catch_warnings():  # without torchvision, transformers 5 falls back to the PIL backend
-        warnings.simplefilter("ignore")
-        return transformers.CLIPImageProcessor(size={"shortest_edge": side},
-                                               crop_size={"height": height, "width": width})
+    return image_processor_class()(size={"shortest_edge": side}, crop_size={"height": height, "width": width})
 
 
 @pytest.fixture(scope="module")
@@ -111,3 +115,148 @@ def test_default_clip_336_shape():
     out = process_image(Image.new("RGB", (500, 300), GREEN), proc, "pad")
     assert out.shape == (3, 336, 336)
     assert out[:, :40].abs().max() < 0.05  # border rows from the pad
+
+
+# ----------------------------------------------------------------------------- hand computation
+# The original LLaVA ran transformers 4.31/4.37's slow CLIPImageProcessor. Its steps, read from
+# transformers 4.37.2 (image_processing_clip.py, image_transforms.py) and unchanged in 5.x's PIL backend:
+# output size: shortest edge -> 336, the other side int(336 * long / short) (truncated, not rounded);
+# resize: a uint8 PIL image with Image.BICUBIC (resample=3 in openai/clip-vit-large-patch14-336);
+# centre crop at ((h - 336) // 2, (w - 336) // 2); rescale by 1/255; normalise with the CLIP mean/std.
+MEAN64, STD64 = MEAN.double().numpy(), STD.double().numpy()
+
+
+def noise_image(width: int, height: int, seed: int) -> Image.Image:
+    """Random RGB pixels, so that any shift, size or filter difference shows up."""
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8), "RGB")
+
+
+def hand_clip(img: Image.Image, side: int = 336) -> np.ndarray:
+    """The reference pixels in float64, (3, side, side)."""
+    width, height = img.size
+    short, long = min(width, height), max(width, height)
+    new_long = int(side * long / short)
+    new_w, new_h = (side, new_long) if width <= height else (new_long, side)
+    resized = np.asarray(img.convert("RGB").resize((new_w, new_h), Image.BICUBIC))
+    top, left = (new_h - side) // 2, (new_w - side) // 2
+    crop = resized[top:top + side, left:left + side].astype(np.float64)
+    out = (crop / 255 - MEAN64) / STD64
+    return out.transpose(2, 0, 1)
+
+
+def hand_expand2square(img: Image.Image, fill: tuple[int, int, int]) -> Image.Image:
+    """Pad-to-square in numpy: the image centred (offsets floored) on a canvas of its longer side."""
+    arr = np.asarray(img.convert("RGB"))
+    height, width = arr.shape[:2]
+    side = max(width, height)
+    canvas = np.empty((side, side, 3), dtype=np.uint8)
+    canvas[:] = fill
+    top, left = (side - height) // 2, (side - width) // 2
+    canvas[top:top + height, left:left + width] = arr
+    return Image.fromarray(canvas, "RGB")
+
+
+@pytest.fixture(scope="module")
+def proc336():
+    return clip_processor(336)
+
+
+# 500x375 (landscape, exact 448), 333x517 (portrait, 521.66 truncated to 521, odd crop offset),
+# 7x5 (tiny: upsampled about 67x; its height is not 1 or 3, which transformers 4.37 misread as channels).
+@pytest.mark.parametrize("size, seed", [((500, 375), 0), ((333, 517), 1), ((7, 5), 2)])
+def test_pinned_processor_matches_hand_computation(proc336, size, seed):
+    img = noise_image(*size, seed)
+    ours = process_image(img, proc336, "square").double().numpy()
+    ref = hand_clip(img)
+    assert ours.shape == ref.shape == (3, 336, 336)
+    diff = np.abs(ours - ref).max()
+    print(f"{size}: max abs diff {diff:.3g}")
+    assert diff < 1e-6
+
+
+def test_pad_path_matches_hand_computation(proc336):
+    img = noise_image(333, 517, 3)
+    fill = (122, 116, 104)  # int(mean * 255), spec section 1
+    ours = process_image(img, proc336, "pad").double().numpy()
+    ref = hand_clip(hand_expand2square(img, fill))
+    diff = np.abs(ours - ref).max()
+    print(f"pad (333, 517): max abs diff {diff:.3g}")
+    assert diff < 1e-6
+    # 92 px of pad each side of the 517 px canvas are about 60 of 336 columns: exactly the fill colour there
+    border = (np.array(fill) / 255 - MEAN64) / STD64
+    assert np.abs(ours[:, :, :50] - border[:, None, None]).max() < 1e-6
+    assert np.abs(border).max() < 0.012  # the truncated mean colour normalises to about zero
+
+
+# ----------------------------------------------------------------------------- backend pinning
+OPENAI_CLIP_336_CONFIG = {  # the legacy format of openai/clip-vit-large-patch14-336/preprocessor_config.json
+    "crop_size": 336, "do_center_crop": True, "do_normalize": True, "do_resize": True,
+    "feature_extractor_type": "CLIPFeatureExtractor", "image_mean": MEAN.tolist(), "image_std": STD.tolist(),
+    "resample": 3, "size": 336,
+}
+
+
+def test_load_image_processor_reads_the_legacy_clip_config(tmp_path, proc336):
+    from transformers import CLIPImageProcessorPil
+
+    (tmp_path / "preprocessor_config.json").write_text(json.dumps(OPENAI_CLIP_336_CONFIG))
+    loaded = load_image_processor(tmp_path)
+    assert type(loaded) is CLIPImageProcessorPil and loaded.backend == "pil"
+    assert loaded.size["shortest_edge"] == 336
+    assert (loaded.crop_size["height"], loaded.crop_size["width"]) == (336, 336)
+    assert int(loaded.resample) == int(Image.BICUBIC)
+    img = noise_image(333, 517, 4)
+    assert np.abs(process_image(img, loaded, "square").double().numpy() - hand_clip(img)).max() < 1e-6
+
+
+def test_load_image_processor_rejects_other_processors(tmp_path):
+    (tmp_path / "preprocessor_config.json").write_text(json.dumps({"image_processor_type": "SiglipImageProcessor"}))
+    with pytest.raises(ValueError, match="SiglipImageProcessor"):
+        load_image_processor(tmp_path)
+
+
+@pytest.fixture
+def torchvision_installed(monkeypatch):
+    """Make transformers behave as if torchvision were importable: ``AutoImageProcessor`` then picks
+    the torchvision backend, stood in for by a subclass we can recognise (the real one cannot import here)."""
+    import transformers.models.auto.image_processing_auto as auto
+
+    pil_cls = image_processor_class()
+
+    class FakeTorchvisionCLIP(pil_cls):
+        pass
+
+    real = auto.get_image_processor_class_from_name
+    monkeypatch.setattr(auto, "is_torchvision_available", lambda: True)
+    monkeypatch.setattr(auto, "get_image_processor_class_from_name",
+                        lambda name: FakeTorchvisionCLIP if name == "CLIPImageProcessor" else real(name))
+    return FakeTorchvisionCLIP
+
+
+@pytest.mark.parametrize("with_torchvision", [False, True])
+def test_pinned_backend_does_not_depend_on_torchvision(tmp_path, request, with_torchvision):
+    """Our loaders give the PIL class whichever backend AutoImageProcessor/AutoProcessor would pick."""
+    from types import SimpleNamespace as NS
+
+    from micro_model import MODEL, SYN
+    from tiny_tokenizers import CORPUS
+    from transformers import AutoImageProcessor, AutoProcessor, CLIPImageProcessorPil
+
+    from llava_core.model.build import build_llava
+    from llava_core.model.checkpoints import load_llava, save_llava
+    from llava_core.model.tiny import build_tiny_parts
+
+    build_tiny_parts(tmp_path, CORPUS, SYN, seed=0)
+    parts = build_llava(NS(**vars(MODEL)), tmp_path)
+    ckpt = save_llava(parts.model, parts.tokenizer, parts.image_processor, tmp_path / "ckpt")
+    expected_auto = CLIPImageProcessorPil
+    if with_torchvision:
+        expected_auto = request.getfixturevalue("torchvision_installed")
+    # what transformers alone would give: the backend follows the install
+    assert type(AutoImageProcessor.from_pretrained(tmp_path / "tiny-clip")) is expected_auto
+    assert type(AutoProcessor.from_pretrained(ckpt).image_processor) is expected_auto
+    # ours: always the PIL class
+    assert type(build_llava(NS(**vars(MODEL)), tmp_path).image_processor) is CLIPImageProcessorPil
+    assert type(load_image_processor(tmp_path / "tiny-clip")) is CLIPImageProcessorPil
+    assert type(load_llava(ckpt).image_processor) is CLIPImageProcessorPil

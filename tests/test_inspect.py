@@ -54,6 +54,8 @@ def test_vicuna_supervises_each_answer_and_its_eos(records, tokenizer_dir):
     assert len(positions) == 4 and positions == list(range(positions[0], positions[0] + 4))
     assert all(img["labels"][i] == IGNORE_INDEX for i in positions)
     assert image_id not in rows[1]["input_ids"]
+    assert img["tokens"].count("<image>x4") == 1 and "<image>" not in img["tokens"]
+    assert len(img["tokens"]) == len(img["input_ids"]) - 3
 
 
 def test_plain_supervises_the_caption_and_newline(tmp_path, tokenizer_dir):
@@ -66,12 +68,19 @@ def test_plain_supervises_the_caption_and_newline(tmp_path, tokenizer_dir):
 
 def test_truncation_and_bad_records_are_reported(records, tmp_path, tokenizer_dir):
     full = list(inspect_records(records, "vicuna_v1", tokenizer_dir, 512, 4))
+    assert full[0]["num_text_tokens"] == len(full[0]["input_ids"]) - 3  # the image counted once
     cut = len(full[0]["input_ids"]) - 3  # inside the last answer
-    rows = list(inspect_records(records, "vicuna_v1", tokenizer_dir, cut, 4))
+    rows = list(inspect_records(records, "vicuna_v1", tokenizer_dir, cut, 4, truncation="expanded"))
     assert rows[0]["truncated"] and rows[0]["labels"] == full[0]["labels"][:cut]
     assert rows[0]["supervised"][0] == " Red</s>" and len(rows[0]["supervised"]) == 2
     assert rows[1]["truncated"] == (len(full[1]["input_ids"]) > cut)
+    # The default (the released checkpoints' rule) counts the image once: the same cut of the text
+    # leaves the 3 extra image positions in.
+    text_cut = list(inspect_records(records, "vicuna_v1", tokenizer_dir, cut - 3, 4))
+    assert text_cut[0]["truncated"] and text_cut[0]["input_ids"] == rows[0]["input_ids"]
     with pytest.raises(FormatError, match="image block"):
+        list(inspect_records(records, "vicuna_v1", tokenizer_dir, 40, 4, truncation="expanded"))
+    with pytest.raises(FormatError, match="image block"):  # the image token itself is cut off
         list(inspect_records(records, "vicuna_v1", tokenizer_dir, 40, 4))
     with pytest.raises(FormatError, match=r"record 0 \(id='img'\).*plain"):
         list(inspect_records(records, "plain", tokenizer_dir, 64, 4))

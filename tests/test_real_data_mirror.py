@@ -11,8 +11,11 @@ from pathlib import Path
 import pytest
 from conftest import run
 from http_util import serving
+from llama_vocab import original_ids, raw_tokenizer, write_tokenizer_folder
 from PIL import Image
 from real_layout import build_mirror
+
+from llava_core.data.conversation import render
 
 EXPERIMENT = "llava-v1.5-7b"
 
@@ -47,6 +50,12 @@ def test_real_preset_downloads_verifies_filters_and_reports_from_a_local_mirror(
                  if src["sha256"] or src["size"] is not None for key in ("sha256", "size")]
     assert overrides, "the preset pins some checksums"
     overrides.append(f"data.mirror={base}")
+    # The filter counts what each truncation rule would cut with the model's tokenizer: Vicuna's
+    # real vocabulary (rebuilt offline, legacy: false as on the hub) and a short length, so both
+    # rules cut something.
+    max_length = 48
+    overrides += [f"model.llm={write_tokenizer_folder(tmp_path / 'vicuna-tokenizer', legacy=False)}",
+                  f"model.model_max_length={max_length}"]
     planted = build_mirror(root, data, base)
     results = tmp_path / "results"
     configfile = tmp_path / "run.yaml"
@@ -91,6 +100,24 @@ def test_real_preset_downloads_verifies_filters_and_reports_from_a_local_mirror(
         dropped = (ddir / "filtered" / f"{part}.dropped.jsonl").read_text().splitlines()
         assert len(dropped) == sum(expect.values())
     assert manifest["finetune"]["dropped_examples"]["missing_image"] == ["1004"]
+
+    # Truncation counts, against upstream's own token counts of every kept record (spec 2.3b).
+    sp = raw_tokenizer(legacy=True)
+    for part, template in (("pretrain", "plain"), ("finetune", "vicuna_v1")):
+        written = json.loads((ddir / "filtered" / f"{part}.json").read_text())
+        counts = []
+        for rec in written:
+            text = render(template, rec["conversations"], has_image="image" in rec).text
+            n = len(original_ids(text, sp)) if "image" in rec else len(sp.encode(text).ids)
+            counts.append((n, n + (576 - 1 if "image" in rec else 0)))
+        lengths = manifest[part]["lengths"]
+        assert lengths["records"] == len(written) and lengths["unencodable"] == 0, part
+        assert lengths["cut_by_text_rule"] == sum(t > max_length for t, _ in counts), part
+        assert lengths["cut_by_expanded_rule"] == sum(e > max_length for _, e in counts), part
+        assert lengths["longest_text_tokens"] == max(t for t, _ in counts), part
+    pre = manifest["pretrain"]["lengths"]  # short captions: only the 576 image positions make them long
+    assert pre["cut_by_text_rule"] < pre["cut_by_expanded_rule"] == pre["records"]
+    assert manifest["finetune"]["lengths"]["cut_by_text_rule"] > 0  # the system prompt alone is ~40 tokens
     assert manifest["finetune"]["malformed_examples"][0].endswith("'from' is 'gpt', expected 'human' "
                                                                   "(turns must alternate human/gpt, starting with human)")
 

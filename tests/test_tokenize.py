@@ -191,29 +191,37 @@ def long_conversation(n_rounds: int = 12) -> list[dict]:
 
 
 @pytest.mark.parametrize("name", sorted(TOKENIZERS))
-def test_truncation_keeps_image_block_and_remaining_supervision(name):
+@pytest.mark.parametrize("mode", ["text", "expanded"])
+def test_truncation_keeps_image_block_and_remaining_supervision(name, mode):
     tok = TOKENIZERS[name]
+    k = 50
     rendered = render("vicuna_v1", long_conversation(), has_image=True)
-    full = encode(rendered, tok, max_length=100_000, num_image_tokens=50)
-    assert not full.truncated
+    full = encode(rendered, tok, max_length=100_000, num_image_tokens=k)
+    assert not full.truncated and full.num_text_tokens == len(full.input_ids) - (k - 1)
     runs = supervised_runs(full.labels)
     assert len(runs) == 12
     # cut in the middle of the answers
     max_length = len(full.input_ids) // 2
-    cut = encode(rendered, tok, max_length=max_length, num_image_tokens=50)
-    assert cut.truncated and len(cut.input_ids) == len(cut.labels) == max_length
-    assert cut.input_ids == full.input_ids[:max_length] and cut.labels == full.labels[:max_length]
-    assert cut.input_ids.count(tok.convert_tokens_to_ids("<image>")) == 50
+    cut = encode(rendered, tok, max_length=max_length, num_image_tokens=k, truncation=mode)
+    # text: the released checkpoints' rule, max_length text tokens with the image as one token,
+    # so the expanded sequence is k - 1 longer; expanded: the whole sequence is cut to max_length.
+    length = max_length + k - 1 if mode == "text" else max_length
+    assert cut.truncated and len(cut.input_ids) == len(cut.labels) == length
+    assert cut.input_ids == full.input_ids[:length] and cut.labels == full.labels[:length]
+    assert cut.input_ids.count(tok.convert_tokens_to_ids("<image>")) == k
     assert 0 < cut.num_supervised < full.num_supervised
 
 
 @pytest.mark.parametrize("name", sorted(TOKENIZERS))
-def test_truncation_before_any_answer_is_flagged_not_dropped(name):
+@pytest.mark.parametrize("mode", ["text", "expanded"])
+def test_truncation_before_any_answer_is_flagged_not_dropped(name, mode):
     tok = TOKENIZERS[name]
+    k = 50
     rendered = render("vicuna_v1", long_conversation(), has_image=True)
-    full = encode(rendered, tok, max_length=100_000, num_image_tokens=50)
+    full = encode(rendered, tok, max_length=100_000, num_image_tokens=k)
     image_end = len(full.input_ids) - full.input_ids[::-1].index(tok.convert_tokens_to_ids("<image>"))
-    cut = encode(rendered, tok, max_length=image_end + 1, num_image_tokens=50)
+    max_length = image_end + 1 - (k - 1 if mode == "text" else 0)
+    cut = encode(rendered, tok, max_length=max_length, num_image_tokens=k, truncation=mode)
     assert cut.truncated and cut.num_supervised == 0 and len(cut.input_ids) == image_end + 1
 
 
@@ -221,8 +229,34 @@ def test_truncation_before_any_answer_is_flagged_not_dropped(name):
 def test_image_block_that_does_not_fit_raises(name):
     tok = TOKENIZERS[name]
     rendered = render("vicuna_v1", long_conversation(2), has_image=True)
+    full = encode(rendered, tok, max_length=100_000, num_image_tokens=576)
+    image_at = full.input_ids.index(tok.convert_tokens_to_ids("<image>"))
+    # expanded: the 576 image positions cannot fit in 60; text: fits, the image is one token.
     with pytest.raises(ValueError, match="image block"):
-        encode(rendered, tok, max_length=60, num_image_tokens=576)
+        encode(rendered, tok, max_length=60, num_image_tokens=576, truncation="expanded")
+    assert encode(rendered, tok, max_length=60, num_image_tokens=576).truncated
+    # text: a cut before the image token itself would leave features with no place to go.
+    with pytest.raises(ValueError, match="image block"):
+        encode(rendered, tok, max_length=image_at, num_image_tokens=576)
+
+
+def test_unknown_truncation_mode_is_rejected():
+    tok = TOKENIZERS["byte_level_bpe"]
+    with pytest.raises(ValueError, match="truncation"):
+        encode(render("vicuna_v1", conv("Hi", "Hello"), has_image=False), tok, max_length=8, num_image_tokens=1,
+               truncation="middle")
+
+
+@pytest.mark.parametrize("name", sorted(TOKENIZERS))
+def test_text_only_record_keeps_literal_image_as_text(name):
+    tok = TOKENIZERS[name]
+    turns = conv("What does the tag <image> do in HTML?", "There is no such tag; <img> is.")
+    enc = encode(render("vicuna_v1", turns, has_image=False), tok, max_length=4096, num_image_tokens=576,
+                 has_image=False)
+    image_id = tok.convert_tokens_to_ids("<image>")
+    assert image_id not in enc.input_ids and len(enc.input_ids) < 200
+    assert "the tag <image> do" in decode(tok, enc.input_ids)
+    assert [decode(tok, r).strip() for r in supervised_runs(enc.labels)] == ["There is no such tag; <img> is.</s>"]
 
 
 def test_text_only_ignores_num_image_tokens():

@@ -66,6 +66,25 @@ def assert_same_tensors(a: dict, b: dict, atol: float = 1e-6) -> None:
         assert torch.allclose(a[k].float(), b[k].float(), atol=atol, rtol=0), (k, (a[k] - b[k]).abs().max())
 
 
+def data_with_records(data: TinyData, dest: Path, stage: str, records: list[dict]) -> TinyData:
+    """``data`` with ``records`` as the filtered set of ``stage``: the other parts of the data folder
+    (images, models) are links into ``data``; there is no manifest (the stage then logs no dataset)."""
+    dest.mkdir(parents=True)
+    for entry in data.data_dir.iterdir():
+        if entry.name != "filtered":
+            (dest / entry.name).symlink_to(entry.resolve())
+    (dest / "filtered").mkdir()
+    (dest / "filtered" / f"{stage}.json").write_text(json.dumps(records, indent=1))
+    return TinyData(data.results, dest, data.baseline)
+
+
+def deepspeed_env(**extra: str) -> dict:
+    """``stage_env`` for DeepSpeed on CPU processes: the CPU accelerator, one thread a process (2 cores),
+    and one folder for its JIT-compiled ops (about 90 s to build once), kept across sessions."""
+    cache = os.environ.get("TORCH_EXTENSIONS_DIR") or str(Path.home() / ".cache" / "torch_extensions")
+    return stage_env(DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1", TORCH_EXTENSIONS_DIR=cache, **extra)
+
+
 @pytest.fixture(scope="session", name="tiny_data")
 def tiny_data_fixture(tmp_path_factory) -> TinyData:
     base = tmp_path_factory.getbasetemp() / "train-data"
@@ -82,5 +101,5 @@ def tiny_data_fixture(tmp_path_factory) -> TinyData:
     return data
 
 
-__all__ = ["PRETRAIN", "DATA", "TinyData", "assert_same_tensors", "metrics", "projector", "run_stage", "stage_cmd",
-           "stage_env", "tiny_data_fixture"]
+__all__ = ["PRETRAIN", "DATA", "TinyData", "assert_same_tensors", "data_with_records", "deepspeed_env", "metrics",
+           "projector", "run_stage", "stage_cmd", "stage_env", "tiny_data_fixture"]

@@ -121,7 +121,13 @@ def stage_config(cfg: DictConfig, stage: str) -> dict:
         # What is fetched, not where from: switching mirrors reruns nothing (the lock checks bytes).
         return {"data": {k: data[k] for k in ("name", "synthetic", "sources", "links", "ocr_vqa")}}
     if stage == "filter":
-        return {"data": {k: v for k, v in data.items() if k not in ("base_url", "mirror")}}
+        # The filter also counts what each truncation rule would cut: the tokenizer, length and
+        # templates decide those counts.
+        lengths = {"llm": c["model"]["llm"], "model_max_length": c["model"]["model_max_length"],
+                   "image_size": c["model"]["image_size"], "patch_size": c["model"]["patch_size"],
+                   "vision_feature_select_strategy": c["model"]["vision_feature_select_strategy"],
+                   "templates": {s: c[s]["template"] for s in ("pretrain", "finetune")}}
+        return {"data": {k: v for k, v in data.items() if k not in ("base_url", "mirror")}, "lengths": lengths}
     if stage in ("pretrain", "finetune"):
         st = dict(c[stage])
         if st["tune"] != "lora":  # LoRA settings matter only to a LoRA stage
@@ -132,7 +138,7 @@ def stage_config(cfg: DictConfig, stage: str) -> dict:
         bench = stage.split("/", 1)[1]
         ev = c["evaluation"]
         out = {"model": c["model"], "benchmark": bench, "settings": ev["benchmarks"][bench],
-               "batch_size": ev["batch_size"], "image_aspect_ratio": ev["image_aspect_ratio"],
+               "batch_size": ev["batch_size"], "dtype": ev["dtype"], "image_aspect_ratio": ev["image_aspect_ratio"],
                "eval_root": data["eval_root"]}
         if bench in JUDGED_BENCHMARKS:
             out["judge"] = ev["judge"]

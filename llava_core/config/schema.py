@@ -169,11 +169,20 @@ class StageConfig:
     weight_decay: float = 0.0
     max_grad_norm: float = 0.0  # 0 = no clipping, as the official zero2/zero3 configs
     optim: str = "adamw_torch"
+    # How token losses become the step's loss. rank_mean: each rank's micro-batch loss is the mean over
+    # its own supervised tokens, averaged over ranks and accumulation steps (the original LLaVA run,
+    # older transformers); global_token: summed token losses / supervised tokens of the whole global
+    # batch (transformers 5's num_items_in_batch). See LlavaTrainer in llava_core/train/runner.py.
+    loss_weighting: str = "rank_mean"
     bf16: bool = True
     tf32: bool = True
     gradient_checkpointing: bool = True
     deepspeed: str | None = None  # a file name under config/deepspeed/
     group_by_modality_length: bool = False
+    # text: cut the text tokens to model_max_length with the image as one token (what the released
+    # v1.5 checkpoints were trained with); expanded: also cut after the image is expanded (upstream
+    # since 2023-11-04). See llava_core/data/tokenize.py.
+    truncation: str = "text"
     dataloader_num_workers: int = 4
     logging_steps: int = 1
     save_steps: int = 500
@@ -219,7 +228,12 @@ class EvaluationConfig:
     # Typed as Any so `+evaluation.benchmarks.mme={}` can add one from the command line; each
     # entry is checked against BenchmarkSettings when the config is loaded.
     benchmarks: dict[str, Any] = field(default_factory=dict)
-    batch_size: int = 8
+    # 1 is the official setting (model_vqa_loader.py asserts it); > 1 batches with left padding,
+    # which in fp16/bf16 changes some answers (measured in docs/evaluation.md).
+    batch_size: int = 1
+    # Precision the model is loaded in and images are cast to: fp16 (the official
+    # load_pretrained_model), bf16 or fp32. Honoured on CPU too (see docs/evaluation.md).
+    dtype: str = "fp16"
     image_aspect_ratio: str = "pad"
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     resources: Resources = field(default_factory=Resources)

@@ -9,6 +9,9 @@ ASPECTS = ("square", "pad")
 TUNES = ("projector", "full", "lora")
 PROJECTORS = ("mlp2x_gelu", "linear")
 UNPACK = ("none", "zip", "tar")
+EVAL_DTYPES = ("fp16", "bf16", "fp32")  # evaluation.dtype; fp16 is the official one
+LOSS_WEIGHTINGS = ("rank_mean", "global_token")  # see StageConfig.loss_weighting
+TRUNCATIONS = ("text", "expanded")  # llava_core.data.tokenize.TRUNCATION_MODES
 
 
 def _check(value, allowed, key: str) -> None:
@@ -27,11 +30,17 @@ def validate(cfg: DictConfig) -> None:
     _check(cfg.model.conversation_template, TEMPLATES, "model.conversation_template")
     _check(cfg.model.vision_feature_select_strategy, ("default", "full"), "model.vision_feature_select_strategy")
     _check(cfg.evaluation.image_aspect_ratio, ASPECTS, "evaluation.image_aspect_ratio")
+    _check(cfg.evaluation.dtype, EVAL_DTYPES, "evaluation.dtype")
+    if cfg.evaluation.batch_size < 1:
+        raise ConfigError(f"evaluation.batch_size must be >= 1 (1 is the official setting), got "
+                          f"{cfg.evaluation.batch_size}")
     for stage in ("pretrain", "finetune"):
         st = cfg[stage]
         _check(st.template, TEMPLATES, f"{stage}.template")
         _check(st.image_aspect_ratio, ASPECTS, f"{stage}.image_aspect_ratio")
         _check(st.tune, TUNES, f"{stage}.tune")
+        _check(st.loss_weighting, LOSS_WEIGHTINGS, f"{stage}.loss_weighting")
+        _check(st.truncation, TRUNCATIONS, f"{stage}.truncation")
         if st.tune == "lora" and (st.lora.r <= 0 or not st.lora.target_modules):
             raise ConfigError(f"{stage}.lora needs r > 0 and at least one target module")
         if st.global_batch_size <= 0 or st.per_device_train_batch_size <= 0:

@@ -122,10 +122,8 @@ def _prepare_turns(conversations: list[dict], has_image: bool) -> list[tuple[int
     if not turns:
         raise ValueError("empty conversation")
     if not has_image:
-        for i, (_, value) in enumerate(turns):
-            if IMAGE_TOKEN in value:
-                raise ValueError(f"turn {i} contains {IMAGE_TOKEN!r} but the sample has no image; the "
-                                 "tokenizer would emit an image token with no features to fill it")
+        # Upstream leaves text-only turns as they are: a literal "<image>" is ordinary text there
+        # (Vicuna's vocabulary has no such token); encode(..., has_image=False) tokenises it so.
         return turns
     # Upstream re-prefixes <image> in whichever turn holds it; records have it in the first human
     # turn, and one image per sample means exactly one token, so it always goes there.

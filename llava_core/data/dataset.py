@@ -21,11 +21,11 @@ class SupervisedDataset(torch.utils.data.Dataset):
     """LLaVA records -> ``{"input_ids", "labels", "pixel_values", "truncated"}``."""
 
     def __init__(self, records: list[dict], image_root: str | Path, *, template: str, aspect: str,
-                 tokenizer, image_processor, num_image_tokens: int, max_length: int):
+                 tokenizer, image_processor, num_image_tokens: int, max_length: int, truncation: str = "text"):
         self.records, self.image_root = records, Path(image_root)
         self.template, self.aspect = template, aspect
         self.tokenizer, self.image_processor = tokenizer, image_processor
-        self.num_image_tokens, self.max_length = num_image_tokens, max_length
+        self.num_image_tokens, self.max_length, self.truncation = num_image_tokens, max_length, truncation
 
     def __len__(self) -> int:
         return len(self.records)
@@ -34,7 +34,8 @@ class SupervisedDataset(torch.utils.data.Dataset):
         rec = self.records[i]
         has_image = "image" in rec
         enc = encode(render(self.template, rec["conversations"], has_image=has_image), self.tokenizer,
-                     max_length=self.max_length, num_image_tokens=self.num_image_tokens)
+                     max_length=self.max_length, num_image_tokens=self.num_image_tokens, has_image=has_image,
+                     truncation=self.truncation)
         pixels = None
         if has_image:
             with Image.open(self.image_root / rec["image"]) as img:
@@ -52,7 +53,12 @@ class SupervisedDataset(torch.utils.data.Dataset):
 
 
 class Collator:
-    """Right-pad a list of samples into a batch; count truncated samples."""
+    """Right-pad a list of samples into a batch; count truncated samples.
+
+    A batch without images has no ``pixel_values`` (upstream's collator stacks a blank image per
+    text-only sample instead); the model's training forward runs a blank image itself then, so
+    every rank of a ZeRO run calls the vision tower and projector (llava_core/model/training_forward.py).
+    """
 
     def __init__(self, pad_token_id: int):
         self.pad_token_id = pad_token_id

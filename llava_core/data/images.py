@@ -5,16 +5,58 @@ processor's shortest-edge resize and centre crop, which cuts off the sides of wi
 Stage 2 and evaluation use ``pad``: ``expand2square`` on a mean-colour canvas first, so nothing
 is cropped and the border normalises to about zero. Upstream silently treats any other value as
 ``square``; here an unknown value is an error.
+
+Every image processor is created or loaded through :func:`image_processor_class` /
+:func:`load_image_processor`, which pin transformers' PIL backend (see there for why).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
 from PIL import Image
 
 ASPECTS = ("square", "pad")
+
+# Saved type names that mean "the CLIP processor" (transformers 4 feature extractors, 4.x fast, 5.x PIL).
+_CLIP_TYPES = ("CLIPImageProcessor", "CLIPImageProcessorFast", "CLIPImageProcessorPil", "CLIPFeatureExtractor")
+
+
+def image_processor_class() -> type:
+    """The one image processor class this project uses: transformers' PIL-backend CLIP processor.
+
+    Why pinned: in transformers 5, ``CLIPImageProcessor`` (and ``AutoImageProcessor`` /
+    ``AutoProcessor`` for a saved ``"CLIPImageProcessor"``) is the torchvision backend when
+    torchvision imports and silently falls back to ``CLIPImageProcessorPil`` when it does not, so
+    the pixels a model trains and is evaluated on would depend on the install. The PIL backend is
+    the one that matches original LLaVA (transformers 4.31/4.37's slow ``CLIPImageProcessor``):
+    shortest edge -> ``size`` with PIL bicubic on uint8, ``(h - crop) // 2`` centre crop, rescale
+    1/255 and normalise in float32. The torchvision backend resizes with torchvision's antialiased
+    bicubic on tensors instead, which is not bit-identical to PIL's (not measurable here: torchvision
+    does not import beside the CPU torch wheel). tests/test_images.py checks the pinned class against
+    a hand computation of those steps.
+    """
+    from transformers import CLIPImageProcessorPil
+
+    return CLIPImageProcessorPil
+
+
+def load_image_processor(path: str | Path) -> Any:
+    """Load the image processor settings saved at ``path`` into :func:`image_processor_class`.
+
+    ``path`` is a folder or hub id with a ``preprocessor_config.json`` (or a ``processor_config.json``
+    with a nested ``image_processor``), e.g. a CLIP tower or one of our checkpoints. Raises
+    ``ValueError`` if the saved type is not a CLIP processor, which the pinned class would misread.
+    """
+    cls = image_processor_class()
+    saved, _ = cls.get_image_processor_dict(str(path))
+    kind = saved.get("image_processor_type") or saved.get("feature_extractor_type")
+    if kind is not None and kind not in _CLIP_TYPES:
+        raise ValueError(f"{path}: saved image processor is {kind!r}; LLaVA expects a CLIP processor "
+                         f"({', '.join(_CLIP_TYPES)})")
+    return cls.from_pretrained(str(path))
 
 
 def expand2square(img: Image.Image, background: tuple[int, int, int]) -> Image.Image:

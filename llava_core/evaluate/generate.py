@@ -1,10 +1,11 @@
-"""Batched greedy generation with left padding, producing official answer-file rows.
+"""Greedy generation (batch 1, or batched with left padding), producing official answer-file rows.
 
 Questions are sorted by answer budget and prompt length so batches carry little padding;
 results come back in the question order. Greedy decoding (``do_sample=False``, one beam) as the
-paper evaluates. Batching does not change an answer: each row is cut to its own
-``max_new_tokens`` and at its first end-of-sequence token, so batch 8 gives the texts batch 1
-gives (``tests/test_eval_generate.py``).
+paper evaluates. Each row is cut to its own ``max_new_tokens`` and at its first end-of-sequence
+token, so in fp32 batch 8 gives the texts batch 1 gives (``tests/test_eval_generate.py``); in
+fp16/bf16 a padded batch rounds differently and some greedy answers change
+(``scripts/bench_eval_precision.py``, docs/evaluation.md), hence the official batch 1 default.
 
 :func:`answer_questions` adds resuming: finished batches are appended to
 ``<answers>.partial.jsonl`` (a header line records the model and a digest of the generation
@@ -37,7 +38,8 @@ from llava_core.evaluate.benchmarks.base import EvalQuestion
 log = logging.getLogger(__name__)
 
 #: Bump when a change to this module changes the answers, so old partial files are not reused.
-GENERATION_VERSION = 1
+#: 2: evaluation.dtype (fp16 default) and the GPU instead of model.torch_dtype on the CPU.
+GENERATION_VERSION = 2
 PARTIAL_FORMAT = "llava-core/partial-answers/1"
 
 
@@ -45,6 +47,11 @@ def _encode_prompt(prompt: str, parts) -> list[int]:
     # No supervised spans: only the ids (with the image token expanded) are needed.
     return encode(Rendered(prompt, []), parts.tokenizer, max_length=10**9,
                   num_image_tokens=parts.num_image_tokens).input_ids
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """``torch.float16`` -> ``"fp16"`` (the names of ``evaluation.dtype``)."""
+    return {torch.float16: "fp16", torch.bfloat16: "bf16", torch.float32: "fp32"}.get(dtype, str(dtype))
 
 
 def _cut(ids: list[int], limit: int, eos: int | list[int] | None) -> list[int]:
@@ -206,12 +213,20 @@ def answer_questions(parts, questions: list[EvalQuestion], answers_path: str | P
                      on_batch: Callable[[list[dict]], None] | None = None) -> list[dict]:
     """:func:`generate_answers` with resuming; writes ``answers_path`` atomically and returns its rows.
 
-    The partial file is kept after success: a rerun whose scoring failed reuses every answer.
+    ``dtype`` (``evaluation.dtype``), if given, must be the loaded model's. The settings digest
+    records the model's dtype, device type and the batch size: outside fp32 each can change a
+    greedy answer, so a partial file made with other ones is not mixed in. The partial file is
+    kept after success: a rerun whose scoring failed reuses every answer.
     """
     answers_path = Path(answers_path)
+    param = next(parts.model.parameters())
+    used_dtype = dtype_name(param.dtype)
+    if dtype and dtype != used_dtype:
+        raise ValueError(f"answers asked for in {dtype}, but the model is loaded in {used_dtype}")
     limits = [max_new_tokens or q.default_max_new_tokens for q in questions]
     settings = {"template": template, "aspect": aspect, "max_new_tokens": max_new_tokens, "model_id": model_id,
-                "dtype": dtype, "generation_version": GENERATION_VERSION}
+                "dtype": used_dtype, "device": param.device.type, "batch_size": batch_size,
+                "generation_version": GENERATION_VERSION}
     header = {"format": PARTIAL_FORMAT, "model": str(model_path), "model_fingerprint": model_fingerprint(model_path),
               "settings_digest": settings_digest(settings), "settings": settings}
     ppath = partial_path(answers_path)

@@ -27,15 +27,32 @@ def metric_keys(benchmark: str, result: dict) -> dict[str, float]:
     return out
 
 
-def _answer(cfg, name: str, questions, *, model_dir: Path, answers_path: Path) -> list[dict]:
+def load_for_eval(model_dir: Path, dtype: str):
+    """The stage-2 model in ``dtype`` (``evaluation.dtype``), on the GPU when there is one.
+
+    As the official ``load_pretrained_model`` (fp16 weights on the GPU). ``dtype`` is honoured on a
+    CPU-only machine too, so the answers are those of the configured precision (fp16 on CPU is
+    slower than fp32 where the CPU lacks native fp16: docs/evaluation.md).
+    """
+    import torch
+
     from llava_core.model.build import load_trained
 
+    parts = load_trained(model_dir, dtype)
+    if torch.cuda.is_available():
+        parts.model.to("cuda")
+    else:
+        log.info("no GPU: evaluating on CPU in %s", dtype)
+    return parts
+
+
+def _answer(cfg, name: str, questions, *, model_dir: Path, answers_path: Path) -> list[dict]:
     settings = cfg.evaluation.benchmarks[name]
-    parts = load_trained(model_dir, cfg.model.torch_dtype)
+    parts = load_for_eval(model_dir, cfg.evaluation.dtype)
     return answer_questions(parts, questions, answers_path, model_path=model_dir,
                             template=cfg.model.conversation_template, aspect=cfg.evaluation.image_aspect_ratio,
                             batch_size=cfg.evaluation.batch_size, max_new_tokens=settings.max_new_tokens,
-                            model_id=cfg.name, dtype=str(cfg.model.torch_dtype))
+                            model_id=cfg.name, dtype=str(cfg.evaluation.dtype))
 
 
 def answer_shard(cfg, name: str, *, model_dir: Path, eval_root: Path, out_dir: Path, shard: int,

@@ -17,11 +17,13 @@ from torch import nn
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
-    CLIPImageProcessor,
     CLIPVisionModel,
     LlavaConfig,
     LlavaForConditionalGeneration,
 )
+
+from llava_core.data.images import load_image_processor
+from llava_core.model.training_forward import BlankImageLlavaModel
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +70,19 @@ def num_image_tokens(model_cfg) -> int:
 
 
 def build_llava(model_cfg, data_dir: str | Path | None = None) -> LlavaParts:
-    """LLaVA from the config's LLM and vision tower, with a fresh projector."""
+    """LLaVA from the config's LLM and vision tower, with a fresh projector.
+
+    The model is transformers' ``LlavaForConditionalGeneration`` whose body is a
+    :class:`~llava_core.model.training_forward.BlankImageLlavaModel`: in training, a batch without
+    images still runs a blank image through the vision tower and projector (ZeRO-3/ZeRO-2 ranks
+    stay in step); in eval mode and in saved checkpoints it is the plain transformers model.
+    """
     llm_path = resolve_path(model_cfg.llm, data_dir)
     vision_path = resolve_path(model_cfg.vision_tower, data_dir)
     dtype = torch_dtype(model_cfg.torch_dtype)
     tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(llm_path, use_fast=True))
     tokenizer.model_max_length = model_cfg.model_max_length
-    image_processor = CLIPImageProcessor.from_pretrained(vision_path)
+    image_processor = load_image_processor(vision_path)  # pinned PIL backend, see llava_core.data.images
     llm = AutoModelForCausalLM.from_pretrained(llm_path, dtype=dtype)
     vision = CLIPVisionModel.from_pretrained(vision_path, dtype=dtype)
     if len(tokenizer) > llm.get_input_embeddings().weight.shape[0]:
@@ -93,6 +101,9 @@ def build_llava(model_cfg, data_dir: str | Path | None = None) -> LlavaParts:
     config.pad_token_id = tokenizer.pad_token_id
     with torch.device("meta"):
         model = LlavaForConditionalGeneration(config)
+        # The body that keeps text-only training batches on the vision path (training_forward.py):
+        # ranks of a ZeRO-3/ZeRO-2 run must all call the same modules. The outer class stays plain.
+        model.model = BlankImageLlavaModel(config)
     model.model.vision_tower = vision
     model.model.language_model = llm.model
     model.lm_head = llm.lm_head

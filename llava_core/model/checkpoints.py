@@ -32,7 +32,6 @@ import torch
 from transformers import (
     AutoProcessor,
     AutoTokenizer,
-    CLIPImageProcessor,
     CLIPVisionModel,
     LlamaConfig,
     LlavaConfig,
@@ -40,6 +39,8 @@ from transformers import (
     LlavaProcessor,
 )
 
+from llava_core.data.images import load_image_processor
+from llava_core.data.tokenize import use_legacy_sentencepiece
 from llava_core.io import atomic_dir, read_json
 from llava_core.model.build import IMAGE_TOKEN, LlavaParts, torch_dtype
 
@@ -115,17 +116,19 @@ def load_llava(model_dir: str | Path, dtype: str = "auto") -> LlavaParts:
     """Model, tokenizer and image processor of a transformers LLaVA folder (ours or llava-hf).
 
     ``dtype`` is one of :func:`llava_core.model.build.torch_dtype`'s names (``auto``: bf16 on GPU,
-    fp32 on CPU). The tokenizer and image processor come from the ``LlavaProcessor`` when the folder
-    has one, else from the tokenizer files and ``CLIPImageProcessor``.
+    fp32 on CPU). The tokenizer comes from the ``LlavaProcessor`` when the folder has one, else from
+    the tokenizer files; the image processor always from :func:`load_image_processor`, because
+    ``AutoProcessor`` would pick its backend by whether torchvision is installed.
     """
     model_dir = Path(model_dir)
     model = LlavaForConditionalGeneration.from_pretrained(model_dir, dtype=torch_dtype(dtype))
     if (model_dir / "processor_config.json").exists():
-        processor = AutoProcessor.from_pretrained(model_dir)
-        tokenizer, image_processor = processor.tokenizer, processor.image_processor
+        tokenizer = AutoProcessor.from_pretrained(model_dir).tokenizer
     else:
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        image_processor = CLIPImageProcessor.from_pretrained(model_dir)
+    image_processor = load_image_processor(model_dir)
+    # A saved tokenizer is re-read with its config's flags: give it upstream's legacy stream again.
+    use_legacy_sentencepiece(tokenizer)
     image_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
     if image_id != model.config.image_token_index:
         raise ValueError(f"{model_dir}: the tokenizer maps {IMAGE_TOKEN!r} to {image_id}, the config's "
@@ -261,7 +264,7 @@ def import_original(src_dir: str | Path, out_dir: str | Path, *, vision_tower: s
     dtype = mapped["model.language_model.embed_tokens.weight"].dtype
 
     vision = CLIPVisionModel.from_pretrained(str(tower), dtype=dtype)
-    image_processor = CLIPImageProcessor.from_pretrained(str(tower))
+    image_processor = load_image_processor(tower)
     for key, tensor in vision.state_dict().items():
         mapped.setdefault("model.vision_tower." + key, tensor)
     mm_hidden = cfg.get("mm_hidden_size")
@@ -313,7 +316,7 @@ def import_llava_hf(src_dir: str | Path, out_dir: str | Path) -> Path:
     if (src / "processor_config.json").exists() or (src / "preprocessor_config.json").exists():
         try:
             processor = AutoProcessor.from_pretrained(src)
-            tokenizer, image_processor = processor.tokenizer, processor.image_processor
+            tokenizer, image_processor = processor.tokenizer, load_image_processor(src)
             chat_template = getattr(processor, "chat_template", None)
         except (OSError, ValueError, TypeError):
             processor = None
@@ -321,7 +324,7 @@ def import_llava_hf(src_dir: str | Path, out_dir: str | Path) -> Path:
         processor = None
     if processor is None:
         tokenizer = AutoTokenizer.from_pretrained(src)
-        image_processor = CLIPImageProcessor.from_pretrained(src)
+        image_processor = load_image_processor(src)
         chat_template = getattr(tokenizer, "chat_template", None)
     if IMAGE_TOKEN not in tokenizer.get_vocab():
         raise ValueError(f"{src}: the tokenizer has no {IMAGE_TOKEN!r} token; is this a llava-hf checkpoint?")

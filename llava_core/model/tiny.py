@@ -10,13 +10,14 @@ from pathlib import Path
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import (
-    CLIPImageProcessor,
     CLIPVisionConfig,
     CLIPVisionModel,
     LlamaConfig,
     LlamaForCausalLM,
     PreTrainedTokenizerFast,
 )
+
+from llava_core.data.images import image_processor_class
 
 SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>", "<image>"]
 
@@ -62,6 +63,6 @@ def build_tiny_parts(out_dir: Path, corpus: Iterable[str], synthetic_cfg, seed: 
                                num_attention_heads=v.num_attention_heads, intermediate_size=v.intermediate_size,
                                image_size=size, patch_size=v.patch_size, projection_dim=v.hidden_size)
     CLIPVisionModel(vis_cfg).save_pretrained(out_dir / "tiny-clip")
-    CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size}).save_pretrained(
+    image_processor_class()(size={"shortest_edge": size}, crop_size={"height": size, "width": size}).save_pretrained(
         out_dir / "tiny-clip")
     return {"llm": out_dir / "tiny-llm", "vision_tower": out_dir / "tiny-clip"}

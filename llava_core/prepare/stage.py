@@ -3,7 +3,7 @@
 ``run_download`` fetches every declared source (verified against the lock), crawls OCR-VQA's
 images where the dataset has them, and links the pieces into the layout the consumers expect.
 ``run_filter`` turns the raw records into the training sets and a manifest of what was kept and
-dropped, optionally counting or dropping images shared with the evaluation sets and balancing
+dropped (with, per set, how many records each truncation rule would cut), optionally counting or dropping images shared with the evaluation sets and balancing
 captions by noun phrase (LLaVA-1.0's CC3M recipe). Both report to the stage's MLflow run.
 """
 
@@ -131,9 +131,12 @@ def run_filter(cfg: DictConfig, data_dir: Path, run, *, workers: int, progress: 
             m["dropped"] += not_selected
             m["reasons"] = dict(sorted({**m["reasons"], BALANCE_DROP: not_selected}.items()))
             m["output_sha256"] = sha256_file(out / "pretrain.json")
+        m["lengths"] = count_lengths(cfg, data_dir, part, out / f"{part}.json", workers=workers, progress=progress)
         manifests[part] = m
         run.log_metrics({f"data/{part}/records": m["records"], f"data/{part}/kept": m["kept"],
                          f"data/{part}/dropped": m["dropped"],
+                         f"data/{part}/cut_by_text_rule": m["lengths"]["cut_by_text_rule"],
+                         f"data/{part}/cut_by_expanded_rule": m["lengths"]["cut_by_expanded_rule"],
                          **{f"data/{part}/dropped/{k}": v for k, v in m["reasons"].items()},
                          **{f"data/{part}/eval_overlap/{k}": v for k, v in m["eval_overlap"].items() if k != "mode"}})
     for part, m in manifests.items():  # the training sets, as MLflow dataset inputs of this stage
@@ -145,6 +148,24 @@ def run_filter(cfg: DictConfig, data_dir: Path, run, *, workers: int, progress: 
     for part in manifests:
         run.log_artifact(out / f"{part}.dropped.jsonl")
     return manifests
+
+
+def count_lengths(cfg: DictConfig, data_dir: Path, part: str, records: Path, *, workers: int,
+                  progress: bool = True) -> dict:
+    """How many filtered ``part`` records each truncation rule would cut, with the model's tokenizer."""
+    from llava_core.model.build import num_image_tokens, resolve_path
+    from llava_core.prepare.lengths import count_truncation
+
+    stats = count_truncation(records, tokenizer_path=resolve_path(cfg.model.llm, data_dir),
+                             template=cfg[part].template, max_length=cfg.model.model_max_length,
+                             num_image_tokens=num_image_tokens(cfg.model), workers=workers, progress=progress)
+    log.info("%s: %d of %d records are longer than %d tokens by the text rule, %d by the expanded rule "
+             "(truncation=%s is used)", part, stats["cut_by_text_rule"], stats["records"], stats["max_length"],
+             stats["cut_by_expanded_rule"], cfg[part].truncation)
+    if stats["unencodable"]:
+        log.warning("%s: %d records cannot be encoded with template %s, e.g. %s", part, stats["unencodable"],
+                    stats["template"], stats["examples"]["unencodable"][:3])
+    return stats
 
 
 def balance_set(path: Path, settings, extractor=None) -> dict:

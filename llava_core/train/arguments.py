@@ -23,10 +23,17 @@ def accumulation_steps(global_batch: int, per_device: int, world_size: int) -> i
 
 
 def deepspeed_config(name: str | None) -> dict | None:
-    """The DeepSpeed JSON shipped in config/deepspeed/, or None."""
+    """The DeepSpeed JSON shipped in config/deepspeed/, or None.
+
+    A file without ``gradient_clipping`` gets ``"auto"`` (the Trainer fills in ``max_grad_norm``):
+    DeepSpeed clips at 1.0 when the key is absent since 0.19 (its PR #8068; the default was 0
+    before), while the official zero2.json/zero3.json omit it and so ran unclipped.
+    """
     if name is None:
         return None
-    return json.loads((config_dir() / "deepspeed" / name).read_text())
+    cfg = json.loads((config_dir() / "deepspeed" / name).read_text())
+    cfg.setdefault("gradient_clipping", "auto")
+    return cfg
 
 
 def training_arguments(stage_cfg, *, world_size: int, output_dir: str | Path, seed: int,
@@ -46,6 +53,8 @@ def training_arguments(stage_cfg, *, world_size: int, output_dir: str | Path, se
         "lr_scheduler_type": st.lr_scheduler_type,
         "weight_decay": st.weight_decay,
         "max_grad_norm": st.max_grad_norm,
+        # global_token counts the supervised tokens over all ranks; rank_mean counts none (LlavaTrainer).
+        "average_tokens_across_devices": st.loss_weighting == "global_token",
         "optim": st.optim,
         "bf16": bool(st.bf16 and on_gpu),
         "tf32": bool(st.tf32) if on_gpu else None,

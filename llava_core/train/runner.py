@@ -10,6 +10,7 @@ at the next step boundary and exits with status 75 (see ``callbacks.PREEMPTED_EX
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -44,10 +45,32 @@ log = logging.getLogger(__name__)
 
 
 class LlavaTrainer(Trainer):
-    """HF Trainer plus: the modality-grouped sampler, a projector learning rate, truncation counts."""
+    """HF Trainer plus: the modality-grouped sampler, a projector learning rate, truncation counts,
+    and the loss weighting of the original run.
 
-    def __init__(self, *args, projector_lr: float | None = None, group_by_modality: bool = False, **kwargs):
+    ``loss_weighting="rank_mean"`` (the original LLaVA run, trained with an older transformers):
+    the model returns the mean loss over the supervised tokens of its own micro-batch, the Trainer
+    divides it by the accumulation steps, and DDP/DeepSpeed average gradients over ranks, so every
+    micro-batch of the global batch weighs the same, whatever its token count. transformers 5
+    instead counts the supervised tokens of the whole global batch (``num_items_in_batch``, summed
+    over accumulation steps and, with ``average_tokens_across_devices``, gathered over ranks),
+    passes it to the model, which then returns ``sum / count``, and multiplies that by the world
+    size to undo the gradient averaging: every token of the global batch weighs the same. That is
+    ``loss_weighting="global_token"`` (the Trainer's own behaviour, kept as is). The Trainer does
+    all of this only for models that accept loss kwargs (``model_accepts_loss_kwargs``), so
+    rank_mean turns that off: no token count is computed or passed, no world-size factor is applied,
+    and the loss is marked as not yet scaled for gradient accumulation.
+    """
+
+    def __init__(self, *args, projector_lr: float | None = None, group_by_modality: bool = False,
+                 loss_weighting: str = "rank_mean", **kwargs):
         super().__init__(*args, **kwargs)
+        if loss_weighting not in ("rank_mean", "global_token"):
+            raise ValueError(f"loss_weighting={loss_weighting!r}: expected rank_mean or global_token")
+        if loss_weighting == "rank_mean":
+            self.model_accepts_loss_kwargs = False
+            self.loss_is_scaled_for_ga = False
+        self.loss_weighting = loss_weighting
         self.projector_lr = projector_lr
         self.group_by_modality = group_by_modality
         self.num_truncated = 0
@@ -80,8 +103,9 @@ class LlavaTrainer(Trainer):
         if _is_peft(self.model) and self.args.should_save:
             from safetensors.torch import save_file
 
-            extra = {n: p.detach().cpu().contiguous() for n, p in self.model.named_parameters()
-                     if p.requires_grad and "lora_" not in n}
+            # Under ZeRO-3 only ``state_dict`` (gathered by the Trainer) holds whole tensors.
+            extra = {n: (state_dict or {}).get(n, p).detach().cpu().contiguous()
+                     for n, p in self.model.named_parameters() if p.requires_grad and "lora_" not in n}
             if extra:
                 save_file(extra, os.path.join(output_dir or self.args.output_dir, NON_LORA_CHECKPOINT))
 
@@ -243,7 +267,7 @@ def _train_stage(cfg, stage: str, st, preempt: PreemptionCallback, *, data_dir: 
     dataset = SupervisedDataset(read_llava_records(records_path), image_root, template=st.template,
                                 aspect=st.image_aspect_ratio, tokenizer=tokenizer,
                                 image_processor=parts.image_processor, num_image_tokens=parts.num_image_tokens,
-                                max_length=cfg.model.model_max_length)
+                                max_length=cfg.model.model_max_length, truncation=st.truncation)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     ckpt_dir = out_dir / "checkpoints"
     args = TrainingArguments(**training_arguments(st, world_size=world, output_dir=ckpt_dir, seed=cfg.seed,
@@ -252,7 +276,8 @@ def _train_stage(cfg, stage: str, st, preempt: PreemptionCallback, *, data_dir: 
         model.enable_input_require_grads()
     trainer = LlavaTrainer(model=model, args=args, train_dataset=dataset,
                            data_collator=Collator(tokenizer.pad_token_id),
-                           projector_lr=st.projector_lr, group_by_modality=st.group_by_modality_length)
+                           projector_lr=st.projector_lr, group_by_modality=st.group_by_modality_length,
+                           loss_weighting=st.loss_weighting)
     trainer.add_callback(TrackingCallback(run, tokens_counter=lambda: trainer.num_tokens))
     trainer.add_callback(preempt)
     hooks = TestHooksCallback.from_env()
@@ -275,6 +300,8 @@ def _train_stage(cfg, stage: str, st, preempt: PreemptionCallback, *, data_dir: 
                "train/samples_per_second": result.metrics.get("train_samples_per_second", 0.0),
                "train/runtime_seconds": result.metrics.get("train_runtime", 0.0),
                "train/resumed": int(resume is not None),
+               # micro-batches of this rank (0) without an image, which ran the blank image (training_forward.py)
+               "train/blank_image_batches": getattr(parts.model.model, "blank_image_batches", 0),
                "train/world_size": args.world_size,
                "train/gradient_accumulation_steps": args.gradient_accumulation_steps,
                "train/global_batch_size": args.per_device_train_batch_size * args.world_size
@@ -283,10 +310,28 @@ def _train_stage(cfg, stage: str, st, preempt: PreemptionCallback, *, data_dir: 
     if trainer.num_truncated:
         log.warning("%s: %d samples were truncated to model_max_length=%d", stage, trainer.num_truncated,
                     cfg.model.model_max_length)
-    if trainer.is_world_process_zero():
-        _save_outputs(trainer.model, parts, stage, st, out_dir)
-        write_json(out_dir / "metrics.json", {**summary, **counts, "loss_history": losses})
+    with _gathered_parameters(trainer):  # every rank: under ZeRO-3 this is a collective
+        if trainer.is_world_process_zero():
+            _save_outputs(trainer.model, parts, stage, st, out_dir)
+            write_json(out_dir / "metrics.json", {**summary, **counts, "loss_history": losses})
     return summary
+
+
+def _gathered_parameters(trainer):
+    """A context in which ``trainer.model`` holds all its weights, entered by every rank.
+
+    ZeRO-3 leaves each rank a shard of every parameter (small ones, under the persistence
+    threshold, excepted), so saving the module as is would write empty tensors. The whole model is
+    gathered on every rank at once (the 16-bit weights of a 13B model are 26 GB), and nothing
+    written into it is scattered back (``modifier_rank=None``): a LoRA merge stays on rank 0.
+    """
+    from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled
+
+    if not (trainer.is_deepspeed_enabled and is_deepspeed_zero3_enabled()):
+        return contextlib.nullcontext()
+    import deepspeed
+
+    return deepspeed.zero.GatheredParameters(list(trainer.model.parameters()), modifier_rank=None)
 
 
 PREEMPTED_MARKER = "preempted.json"  # written beside the outputs; read by the launcher (launch.py)
