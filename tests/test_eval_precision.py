@@ -84,7 +84,8 @@ def test_the_configured_dtype_is_loaded_and_recorded(tiny, tmp_path):
     out = tmp_path / "answers.jsonl"
     _answer(cfg, "gqa", questions, model_dir=model_dir, answers_path=out)
     settings = _header(out)["settings"]
-    assert (settings["dtype"], settings["batch_size"], settings["device"]) == ("bf16", 1, "cpu")
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # load_for_eval uses the GPU when there is one
+    assert (settings["dtype"], settings["batch_size"], settings["device"]) == ("bf16", 1, device)
     digest = _header(out)["settings_digest"]
     # another dtype: another digest, every question answered again
     cfg32 = load_experiment("tiny", ["evaluation.dtype=fp32", "evaluation.batch_size=1"])

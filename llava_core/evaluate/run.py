@@ -31,8 +31,9 @@ def load_for_eval(model_dir: Path, dtype: str):
     """The stage-2 model in ``dtype`` (``evaluation.dtype``), on the GPU when there is one.
 
     As the official ``load_pretrained_model`` (fp16 weights on the GPU). ``dtype`` is honoured on a
-    CPU-only machine too, so the answers are those of the configured precision (fp16 on CPU is
-    slower than fp32 where the CPU lacks native fp16: docs/evaluation.md).
+    CPU-only machine too rather than silently swapped for fp32, so the recorded precision is the
+    one that answered (fp16/bf16 matmuls on a CPU without native support are ~3x slower than
+    fp32: docs/evaluation.md).
     """
     import torch
 
@@ -41,8 +42,9 @@ def load_for_eval(model_dir: Path, dtype: str):
     parts = load_trained(model_dir, dtype)
     if torch.cuda.is_available():
         parts.model.to("cuda")
-    else:
-        log.info("no GPU: evaluating on CPU in %s", dtype)
+    elif dtype != "fp32":
+        log.warning("no GPU: evaluating on the CPU in %s (slow without native %s support; "
+                    "-o evaluation.dtype=fp32 is faster there, with other answers)", dtype, dtype)
     return parts
 
 
