@@ -21,6 +21,7 @@ from transformers import AutoTokenizer
 from llava_core.cli import main
 from llava_core.data.conversation import Rendered, render, render_prompt
 from llava_core.data.formats import IMAGE_TOKEN
+from llava_core.data.inspect import supervised_runs
 from llava_core.data.synthetic import generate_world
 from llava_core.data.tokenize import IGNORE_INDEX, encode, make_tokenizer_for_llava
 from llava_core.evaluate.benchmarks import BENCHMARKS, get_benchmark
@@ -119,26 +120,14 @@ def test_records_equal_the_original_stream(name, template, tok, sp):
     if template != "llava_v0":
         assert labels == want_labels
     else:  # our documented llava_v0 spans: each answer and the "###" that ends it
-        runs, prev = [], False
-        for tid, label in zip(ids, labels, strict=True):
-            if label != IGNORE_INDEX and not prev:
-                runs.append([])
-            if label != IGNORE_INDEX:
-                runs[-1].append(tid)
-            prev = label != IGNORE_INDEX
+        runs = supervised_runs(ids, labels)
         assert [tok.decode(r).strip() for r in runs] == [(t["value"] + "\n###").strip() for t in turns[1::2]]
 
 
 def test_supervised_tokens_are_each_answer_and_eos(tok):
     for name, (turns, has_image) in RECORDS.items():
         ids, labels = ours("vicuna_v1", turns, has_image, tok)
-        runs, prev = [], False
-        for tid, label in zip(ids, labels, strict=True):
-            if label != IGNORE_INDEX and not prev:
-                runs.append([])
-            if label != IGNORE_INDEX:
-                runs[-1].append(tid)
-            prev = label != IGNORE_INDEX
+        runs = supervised_runs(ids, labels)
         assert [r[-1] for r in runs] == [2] * len(turns[1::2]), name
         assert [tok.decode(r[:-1]) for r in runs] == [t["value"] for t in turns[1::2]], name
 
