@@ -106,6 +106,20 @@ def test_stage_slices_isolate_stages():
     assert stage_config(pope, "eval/pope")["settings"]["max_new_tokens"] == 4
 
 
+def test_experiments_sharing_a_dataset_share_its_filter_job_and_truncation_counts_follow_the_length():
+    # The filter's slice includes what its truncation counts depend on, but not the LLM's name:
+    # 7B and 13B share the llava-v1.5 filter job whichever of them is listed first.
+    filters = {e: plan(e)["stages"]["filter"]["hash"] for e in
+               ("llava-v1.5-7b", "llava-v1.5-13b", "llava-v1.5-7b-lora", "llava-v1.5-13b-lora")}
+    assert len(set(filters.values())) == 1, filters
+    changed = [s for s, st in plan("tiny", ["model.model_max_length=128"])["stages"].items()
+               if st["hash"] != plan("tiny")["stages"][s]["hash"]]
+    assert "filter" in changed and "download" not in changed
+    truncation = [s for s, st in plan("tiny", ["finetune.truncation=expanded"])["stages"].items()
+                  if st["hash"] != plan("tiny")["stages"][s]["hash"]]
+    assert truncation == ["finetune"]
+
+
 def test_cli_config_prints_training_arguments_for_an_8_gpu_node():
     out = json.loads(run(["llava-core", "config", "llava-v1.5-13b-lora", "--stage", "finetune"]).stdout)
     ta = out["training_arguments"]

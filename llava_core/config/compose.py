@@ -121,9 +121,11 @@ def stage_config(cfg: DictConfig, stage: str) -> dict:
         # What is fetched, not where from: switching mirrors reruns nothing (the lock checks bytes).
         return {"data": {k: data[k] for k in ("name", "synthetic", "sources", "links", "ocr_vqa")}}
     if stage == "filter":
-        # The filter also counts what each truncation rule would cut: the tokenizer, length and
-        # templates decide those counts.
-        lengths = {"llm": c["model"]["llm"], "model_max_length": c["model"]["model_max_length"],
+        # The filter also counts what each truncation rule would cut: the length, image tokens and
+        # templates decide those counts. Not the LLM's name: experiments sharing a dataset share its
+        # filter job (7B and 13B name different folders of the same Vicuna vocabulary), and the
+        # counts use the tokenizer of the experiment whose config that job composes.
+        lengths = {"model_max_length": c["model"]["model_max_length"],
                    "image_size": c["model"]["image_size"], "patch_size": c["model"]["patch_size"],
                    "vision_feature_select_strategy": c["model"]["vision_feature_select_strategy"],
                    "templates": {s: c[s]["template"] for s in ("pretrain", "finetune")}}
