@@ -93,7 +93,7 @@ def use_legacy_sentencepiece(tokenizer: Any) -> bool:
     doubled. Both share the vocabulary and merges, so swapping the pre-processing is enough.
     Other tokenizers (byte-level BPE, custom Metaspace pipelines) are left alone.
     """
-    from tokenizers import models, normalizers
+    from tokenizers import models
 
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None or not isinstance(backend.model, models.BPE) or not backend.model.byte_fallback:
@@ -106,19 +106,19 @@ def use_legacy_sentencepiece(tokenizer: Any) -> bool:
                  and not pre.get("split", True))
     if not metaspace or norm is not None:
         return False
-    backend.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    backend.normalizer = _legacy_normalizer()
     backend.pre_tokenizer = None
     return True
 
 
-def _legacy_state() -> dict:
+def _legacy_normalizer() -> Any:
+    """Llama's legacy SentencePiece pre-processing: ``▁`` before every piece, spaces as ``▁``."""
     from tokenizers import normalizers
 
-    return json.loads(normalizers.Sequence([normalizers.Prepend("▁"),
-                                            normalizers.Replace(" ", "▁")]).__getstate__())
+    return normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
 
 
-_LEGACY_STATE = _legacy_state()
+_LEGACY_STATE = json.loads(_legacy_normalizer().__getstate__())
 
 
 def _supervised_mask(offsets: list[tuple[int, int]], spans: list[tuple[int, int]]) -> list[bool]:
