@@ -29,6 +29,6 @@ include: "workflow/rules/report.smk"
 
 rule all:
     input:
-        summary=f"{RESULTS}/report.md",
-        reports=expand(f"{RESULTS}/{{experiment}}/report.md", experiment=EXPERIMENTS),
+        summary=LAYOUT["summary"]["outputs"]["md"],
+        reports=[STAGES[(e, "report", None)]["outputs"]["md"] for e in EXPERIMENTS],
     default_target: True

@@ -18,12 +18,12 @@ from pathlib import Path
 from llava_core.config.compose import (
     ConfigError,
     load_experiment,
-    plan,
     stage_config,
     stage_resources,
     to_dict,
 )
 from llava_core.io import FormatError, write_json
+from llava_core.plan.stage import Stage
 
 log = logging.getLogger("llava_core")
 
@@ -48,7 +48,7 @@ def _load(args) -> object:
     return load_experiment(args.experiment, args.override)
 
 
-def _write_resolved(cfg, out_dir: Path, stage: str, overrides: list[str]) -> None:
+def _write_resolved(cfg, out_dir: Path, stage: Stage, overrides: list[str]) -> None:
     """The resolved config of a stage, beside its outputs (what ran, exactly)."""
     from omegaconf import OmegaConf
 
@@ -61,7 +61,7 @@ def _write_resolved(cfg, out_dir: Path, stage: str, overrides: list[str]) -> Non
     write_json(out_dir / "stage_config.json", stage_config(cfg, stage))
 
 
-def _run(cfg, stage: str, args, exp_dir: Path | None, run_name: str | None = None):
+def _run(cfg, stage: Stage, args, exp_dir: Path | None, run_name: str | None = None):
     """The MLflow child run of a stage. Experiment stages nest under a parent carrying the whole
     resolved config; dataset stages nest under a ``data:<name>`` parent carrying the data config."""
     from llava_core.tracking import stage_run
@@ -69,7 +69,7 @@ def _run(cfg, stage: str, args, exp_dir: Path | None, run_name: str | None = Non
     params = {**stage_config(cfg, stage), "overrides": list(args.override)}
     whole = to_dict(cfg)
     # Where data comes from (mirror, base URL) is not part of what an experiment is.
-    whole["data"] = stage_config(cfg, "filter")["data"] | {"resources": whole["data"]["resources"]}
+    whole["data"] = stage_config(cfg, Stage("filter"))["data"] | {"resources": whole["data"]["resources"]}
     parent = {"data": whole["data"]} if run_name else {k: v for k, v in whole.items() if k != "tracking"}
     return stage_run(cfg, stage, args.results, exp_dir, params, run_name=run_name, parent_config=parent)
 
@@ -84,15 +84,17 @@ def cmd_config(args) -> int:
     if args.stage is None:
         print(json.dumps(to_dict(cfg), indent=2))
         return 0
-    out = {"experiment": cfg.name, "stage": args.stage, "config": stage_config(cfg, args.stage),
-           "resources": stage_resources(cfg, args.stage)}
-    if args.stage in ("pretrain", "finetune"):
+    stage = Stage.parse(args.stage)
+    out = {"experiment": cfg.name, "stage": stage.key, "config": stage_config(cfg, stage),
+           "resources": stage_resources(cfg, stage)}
+    if stage.trains:
         from llava_core.train.arguments import deepspeed_config, training_arguments
+        from llava_core.train.lora import lora_view
 
-        st = cfg[args.stage]
+        st = cfg[stage.kind]
         res = st.resources
         world = max(1, res.gpus) * res.nodes
-        targs = training_arguments(st, world_size=world, output_dir=f"<results>/{cfg.name}/{args.stage}/checkpoints",
+        targs = training_arguments(st, world_size=world, output_dir=f"<results>/{cfg.name}/{stage.key}/checkpoints",
                                    seed=cfg.seed, on_gpu=res.gpus > 0)
         targs.pop("deepspeed")
         out.update({
@@ -100,9 +102,7 @@ def cmd_config(args) -> int:
             "training_arguments": targs,
             "global_batch_size": st.global_batch_size,
             "deepspeed": deepspeed_config(st.deepspeed),
-            "lora": None if st.tune != "lora" else {
-                "r": st.lora.r, "lora_alpha": st.lora.alpha, "lora_dropout": st.lora.dropout, "bias": st.lora.bias,
-                "target_modules": list(st.lora.target_modules), "task_type": "CAUSAL_LM"},
+            "lora": lora_view(st.lora) if st.tune == "lora" else None,
             "projector_lr": st.projector_lr,
             "model": {"vision_tower": cfg.model.vision_tower, "llm": cfg.model.llm,
                       "projector_type": cfg.model.projector_type,
@@ -115,8 +115,10 @@ def cmd_config(args) -> int:
 
 
 def cmd_plan(args) -> int:
+    from llava_core.plan.build import plan
+
     _load(args)  # merges --overrides-file and reports bad input like every other command
-    print(json.dumps(plan(args.experiment, args.override)))
+    print(json.dumps(plan(args.experiment, args.override, results=args.results)))
     return 0
 
 
@@ -154,13 +156,13 @@ def _tokenizer_corpus(world: Path, distinct: list[str]) -> list[str]:
 
 
 def cmd_download(args) -> int:
-    from llava_core.prepare.stage import run_download
+    from llava_core.prepare.download_stage import run_download
 
     cfg = _load(args)
     data_dir = Path(args.data_dir)
-    with _run(cfg, "download", args, data_dir, run_name=f"data:{cfg.data.name}") as run:
+    with _run(cfg, Stage("download"), args, data_dir, run_name=f"data:{cfg.data.name}") as run:
         summary = run_download(cfg, data_dir, run, workers=args.workers, mirror=args.mirror, base_url=args.base_url)
-    _write_resolved(cfg, data_dir / "config", "download", args.override)
+    _write_resolved(cfg, data_dir / "config", Stage("download"), args.override)
     # The job's output: a summary of what was verified. The lock itself is not a Snakemake output,
     # so a rerun of this job finds it (Snakemake deletes a job's outputs before running it).
     write_json(Path(args.out) if args.out else data_dir / "download.json", summary)
@@ -168,18 +170,31 @@ def cmd_download(args) -> int:
 
 
 def cmd_filter(args) -> int:
-    from llava_core.prepare.stage import run_filter
+    from llava_core.prepare.filter_stage import run_filter
 
     cfg = _load(args)
     data_dir = Path(args.data_dir)
-    with _run(cfg, "filter", args, data_dir, run_name=f"data:{cfg.data.name}") as run:
+    with _run(cfg, Stage("filter"), args, data_dir, run_name=f"data:{cfg.data.name}") as run:
         run_filter(cfg, data_dir, run, workers=args.workers or cfg.data.filter.workers)
         run.finish_parent()
-    _write_resolved(cfg, data_dir / "filtered", "filter", args.override)
+    _write_resolved(cfg, data_dir / "filtered", Stage("filter"), args.override)
     return 0
 
 
-def _train(args, stage: str) -> int:
+def cmd_pretrain(args) -> int:
+    from llava_core.train.runner import save_stage1
+
+    return _train(args, Stage("pretrain"), save_stage1)
+
+
+def cmd_finetune(args) -> int:
+    from llava_core.train.finetune_outputs import save_stage2
+
+    return _train(args, Stage("finetune"), save_stage2)
+
+
+def _train(args, stage: Stage, save_outputs) -> int:
+    """Run a training stage; ``save_outputs`` writes its trained model (see ``train_stage``)."""
     from llava_core.train.launch import NullRun, is_main_process, maybe_launch
     from llava_core.train.runner import train_stage
 
@@ -190,20 +205,20 @@ def _train(args, stage: str) -> int:
 
         reset_stale_checkpoints(out / "checkpoints", stage_config(cfg, stage))
     if not args.no_launch:
-        status = maybe_launch(args, cfg[stage].resources)  # more than one GPU or node: under torchrun
+        status = maybe_launch(args, cfg[stage.kind].resources)  # more than one GPU or node: under torchrun
         if status is not None:
             return status
     if not is_main_process():  # torchrun workers: rank 0 alone writes the config and the MLflow run
-        train_stage(cfg, stage, data_dir=Path(args.data_dir), out_dir=out, run=NullRun(),
-                    init_dir=Path(args.init) if getattr(args, "init", None) else None)
+        train_stage(cfg, stage.kind, data_dir=Path(args.data_dir), out_dir=out, run=NullRun(),
+                    save_outputs=save_outputs, init_dir=Path(args.init) if getattr(args, "init", None) else None)
         return 0
     _write_resolved(cfg, out, stage, args.override)
     with _run(cfg, stage, args, _exp_dir(args, cfg)) as run:
-        from llava_core.prepare.stage import log_training_dataset
+        from llava_core.train.dataset_input import log_training_dataset
 
-        log_training_dataset(run, cfg, Path(args.data_dir), stage)
-        train_stage(cfg, stage, data_dir=Path(args.data_dir), out_dir=out, run=run,
-                    init_dir=Path(args.init) if getattr(args, "init", None) else None)
+        log_training_dataset(run, cfg, Path(args.data_dir), stage.kind)
+        train_stage(cfg, stage.kind, data_dir=Path(args.data_dir), out_dir=out, run=run,
+                    save_outputs=save_outputs, init_dir=Path(args.init) if getattr(args, "init", None) else None)
         run.log_artifact(out / "config.yaml")
         run.log_artifact(out / "metrics.json")
     return 0
@@ -213,11 +228,9 @@ def cmd_evaluate(args) -> int:
     from llava_core.evaluate.run import evaluate_benchmark
 
     cfg = _load(args)
-    if args.benchmark not in cfg.evaluation.benchmarks:
-        raise ConfigError(f"benchmark {args.benchmark!r} is not listed in evaluation.benchmarks of {cfg.name!r} "
-                          f"({', '.join(cfg.evaluation.benchmarks)})")
+    stage = Stage.evaluate(args.benchmark)
+    stage_config(cfg, stage)  # an unlisted benchmark stops here, with the listed ones named
     out = Path(args.out)
-    stage = f"eval/{args.benchmark}"
     eval_root = Path(args.eval_root) if args.eval_root else Path(args.data_dir) / cfg.data.eval_root
     if args.shard:  # one generation job of a sharded benchmark: answers only, no scoring or MLflow run
         from llava_core.evaluate.generate import parse_shard
@@ -246,21 +259,25 @@ def cmd_score(args) -> int:
     out_dir = Path(args.out) if args.out else Path(args.answers).parent
     res = bench.score(Path(args.eval_root), answers, out_dir=out_dir,
                       reviews=[Path(r) for r in args.reviews] if args.reviews else None)
-    print(json.dumps({"benchmark": bench.name, **res}, indent=2))
+    print(json.dumps({"benchmark": bench.name, **res.to_dict()}, indent=2))
     return 0
 
 
 def cmd_report(args) -> int:
     from llava_core.evaluate.report import write_report
     from llava_core.io import read_json
+    from llava_core.plan.layout import outputs, stage_dir
 
     cfg = _load(args)
     out = Path(args.out)
     scores = {}
     for bench in cfg.evaluation.benchmarks:
-        scores[bench] = read_json(Path(args.eval_dir) / bench / "scores.json")
-    _write_resolved(cfg, out / "report_config", "report", args.override)
-    with _run(cfg, "report", args, _exp_dir(args, cfg)) as run:
+        stage = Stage.evaluate(bench)
+        folder = (str(Path(args.eval_dir) / bench) if args.eval_dir
+                  else stage_dir(str(args.results), stage, experiment=cfg.name))
+        scores[bench] = read_json(outputs("evaluate", folder)["scores"])
+    _write_resolved(cfg, out / "report_config", Stage("report"), args.override)
+    with _run(cfg, Stage("report"), args, _exp_dir(args, cfg)) as run:
         rows = write_report(cfg.name, cfg.paper_row, scores, out)
         run.log_metrics({f"report/{r['benchmark']}/delta": r["delta"] for r in rows if r["delta"] is not None})
         for name in ("report.md", "report.csv", "report.png"):
@@ -330,8 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = exp_cmd("config", "print the resolved config (of one stage) as JSON", cmd_config, results=False)
     sp.add_argument("--stage", help="download, filter, pretrain, finetune, eval/<benchmark> or report")
-    exp_cmd("plan", "print the stages, their config digests and resources (for the workflow)", cmd_plan,
-            results=False)
+    exp_cmd("plan", "print every stage's config and code digests, outputs and job resources (for the workflow)",
+            cmd_plan)
     sp = exp_cmd("synthesize", "generate the tiny world and pack it as a local mirror", cmd_synthesize, results=False)
     sp.add_argument("--out", required=True, help="mirror folder")
     sp = exp_cmd("download", "fetch and verify the dataset's sources", cmd_download)
@@ -345,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--workers", type=int, help="processes checking images (default: data.filter.workers)")
     for stage, help_ in (("pretrain", "stage 1: train the projector"),
                          ("finetune", "stage 2: visual instruction tuning")):
-        sp = exp_cmd(stage, help_, lambda a, s=stage: _train(a, s))
+        sp = exp_cmd(stage, help_, cmd_pretrain if stage == "pretrain" else cmd_finetune)
         sp.add_argument("--data-dir", required=True)
         sp.add_argument("--out", required=True)
         sp.add_argument("--no-launch", action="store_true",
@@ -373,7 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", help="folder for upload files (default: beside the answers)")
     sp.set_defaults(fn=cmd_score)
     sp = exp_cmd("report", "tabulate the experiment's scores beside the paper's", cmd_report)
-    sp.add_argument("--eval-dir", required=True, help="folder holding <benchmark>/scores.json")
+    sp.add_argument("--eval-dir", help="folder holding <benchmark>/scores.json (default: the experiment's "
+                    "evaluation folders under --results)")
     sp.add_argument("--out", required=True)
     sp = sub.add_parser("mlflow-sync", help="send runs recorded while MLflow was unreachable")
     sp.add_argument("--results", default="results")
@@ -402,10 +420,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _record_imports(command: str, benchmark: str | None) -> None:
+    """With ``LLAVA_CORE_RECORD_IMPORTS=<file>``, append the ``llava_core`` modules this process
+    imported: what a job really ran, to check against its plan's code digest (tests do)."""
+    path = os.environ.get("LLAVA_CORE_RECORD_IMPORTS")
+    if path:
+        modules = sorted(m for m in sys.modules if m == "llava_core" or m.startswith("llava_core."))
+        with open(path, "a", encoding="utf-8") as fh:  # one short line per process: an atomic append
+            fh.write(json.dumps({"command": command, "benchmark": benchmark, "modules": modules}) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # a launcher re-runs these under torchrun
     _setup_logging()
+    if os.environ.get("LLAVA_CORE_RECORD_IMPORTS"):
+        import atexit
+
+        atexit.register(_record_imports, args.command, getattr(args, "benchmark", None))
     try:
         return args.fn(args)
     except (ConfigError, FormatError, ValueError, FileNotFoundError) as e:

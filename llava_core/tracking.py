@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from llava_core import __version__
+from llava_core.exit_codes import PREEMPTED
 from llava_core.io import write_json
+from llava_core.plan.stage import Stage
 
 log = logging.getLogger(__name__)
 
@@ -134,27 +136,40 @@ class StageRun:
     replayed when the run finishes, or later with ``llava-core mlflow-sync``.
     """
 
-    def __init__(self, *, uri: str, experiment_name: str, run_name: str, stage: str,
-                 exp_dir: Path | None, params: Mapping[str, Any] | None = None,
-                 tags: Mapping[str, str] | None = None, parent_config: Mapping[str, Any] | None = None,
-                 journal_dir: Path | None = None, _attach: Mapping[str, Any] | None = None):
+    def __init__(self, uri: str, stage: Stage | None, journal_dir: Path | None = None):
+        """A handle with no MLflow run yet: use :meth:`create` or :meth:`attach`."""
         self.uri, self.stage = uri, stage
-        self.journal = (Path(journal_dir) / f"{stage.replace('/', '_')}-{uuid.uuid4().hex[:8]}.jsonl"
-                        if journal_dir is not None else None)
+        self.journal = (Path(journal_dir) / f"{stage.slug}-{uuid.uuid4().hex[:8]}.jsonl"
+                        if journal_dir is not None and stage is not None else None)
         self.offline = False
         self.run_id = self.parent_id = None
-        if _attach is not None:  # replaying a journal of a run that exists already
-            self.client = _client(uri)
-            self.run_id, self.parent_id = _attach["run_id"], _attach["parent_id"]
-            return
-        create = {"uri": uri, "experiment_name": experiment_name, "run_name": run_name, "stage": stage,
+        self.client = None
+
+    @classmethod
+    def create(cls, *, uri: str, experiment_name: str, run_name: str, stage: Stage, exp_dir: Path | None,
+               params: Mapping[str, Any] | None = None, tags: Mapping[str, str] | None = None,
+               parent_config: Mapping[str, Any] | None = None, journal_dir: Path | None = None) -> StageRun:
+        """A new child run ``<run_name>/<stage>`` (under the experiment's parent when ``exp_dir`` is
+        given); recorded in the journal if the server cannot be reached."""
+        run = cls(uri, stage, journal_dir)
+        create = {"uri": uri, "experiment_name": experiment_name, "run_name": run_name, "stage": stage.key,
                   "exp_dir": str(exp_dir) if exp_dir is not None else None, "params": dict(params or {}),
-                  "tags": {**_default_tags(stage, run_name), **(tags or {})},
+                  "tags": {**_default_tags(stage.key, run_name), **(tags or {})},
                   "parent_config": dict(parent_config or {})}
         try:
-            self._create(**create)
+            run._create(**create)
         except Exception as e:  # noqa: BLE001 - any tracking failure must not stop the job
-            self._go_offline(e, {"create": create})
+            run._go_offline(e, {"create": create})
+        return run
+
+    @classmethod
+    def attach(cls, *, uri: str, run_id: str, parent_id: str | None, stage: Stage | None = None,
+               journal_dir: Path | None = None) -> StageRun:
+        """A handle on a run that exists already (a preempted stage's, or a journal's)."""
+        run = cls(uri, stage, journal_dir)
+        run.client = _client(uri)
+        run.run_id, run.parent_id = run_id, parent_id
+        return run
 
     def _create(self, *, uri, experiment_name, run_name, stage, exp_dir, params, tags, parent_config) -> None:
         self.client = _client(uri)
@@ -274,14 +289,10 @@ def sync_journal(path: Path) -> bool:
     header, ops = lines[0], lines[1:]
     try:
         if "create" in header:
-            c = header["create"]
-            run = StageRun.__new__(StageRun)
-            run.uri, run.stage, run.journal, run.offline = c["uri"], c["stage"], None, False
-            run.run_id = run.parent_id = None
-            run._create(**c)
+            run = StageRun(header["create"]["uri"], Stage.parse(header["create"]["stage"]))
+            run._create(**header["create"])
         else:
-            run = StageRun(uri=header["attach"]["uri"], experiment_name="", run_name="", stage="", exp_dir=None,
-                           _attach=header["attach"])
+            run = StageRun.attach(**header["attach"])
         for entry in ops:
             getattr(run, f"_{entry['op']}")(**entry["kwargs"])
     except Exception as e:  # noqa: BLE001
@@ -298,11 +309,8 @@ def pending_journals(results_dir: str | Path) -> list[Path]:
     return sorted(Path(results_dir).rglob(".mlflow/pending/*.jsonl"))
 
 
-PREEMPTED_EXIT_CODE = 75  # the exit status of a stage that checkpointed on SIGTERM/SIGUSR1
-
-
 @contextlib.contextmanager
-def stage_run(cfg, stage: str, results_dir: str | Path, exp_dir: Path | None, params: Mapping[str, Any],
+def stage_run(cfg, stage: Stage, results_dir: str | Path, exp_dir: Path | None, params: Mapping[str, Any],
               run_name: str | None = None, parent_config: Mapping[str, Any] | None = None) -> Iterator[StageRun]:
     """Open a child run for ``stage``; it ends FAILED if the block raises.
 
@@ -311,14 +319,14 @@ def stage_run(cfg, stage: str, results_dir: str | Path, exp_dir: Path | None, pa
     """
     uri = cfg.tracking.tracking_uri or default_tracking_uri(results_dir)
     record_dir = Path(exp_dir or results_dir) / ".mlflow"
-    note = record_dir / f"{stage.replace('/', '_')}.preempted.json"
+    note = record_dir / f"{stage.slug}.preempted.json"
     journal_dir = record_dir / "pending"
     previous = json.loads(note.read_text()) if note.is_file() else None
     run = None
     if previous and previous.get("uri") == uri and previous.get("run_id"):
         try:
-            run = StageRun(uri=uri, experiment_name="", run_name="", stage=stage, exp_dir=None,
-                           journal_dir=journal_dir, _attach=previous)
+            run = StageRun.attach(uri=uri, run_id=previous["run_id"], parent_id=previous.get("parent_id"),
+                                  stage=stage, journal_dir=journal_dir)
             run.client.update_run(run.run_id, status="RUNNING")
             log.info("re-attached to MLflow run %s of the preempted %s", run.run_id, stage)
         except Exception as e:  # noqa: BLE001 - unreachable or deleted: start a new run instead
@@ -326,13 +334,13 @@ def stage_run(cfg, stage: str, results_dir: str | Path, exp_dir: Path | None, pa
             run = None
         note.unlink()
     if run is None:
-        run = StageRun(uri=uri, experiment_name=cfg.tracking.experiment_name, run_name=run_name or cfg.name,
-                       stage=stage, exp_dir=exp_dir, params=params, parent_config=parent_config,
+        run = StageRun.create(uri=uri, experiment_name=cfg.tracking.experiment_name, run_name=run_name or cfg.name,
+                              stage=stage, exp_dir=exp_dir, params=params, parent_config=parent_config,
                        journal_dir=journal_dir)
     try:
         yield run
     except SystemExit as e:
-        if e.code == PREEMPTED_EXIT_CODE and run.run_id:
+        if e.code == PREEMPTED and run.run_id:
             write_json(note, {"uri": uri, "run_id": run.run_id, "parent_id": run.parent_id})
             run.finish("KILLED")
         else:
@@ -342,5 +350,5 @@ def stage_run(cfg, stage: str, results_dir: str | Path, exp_dir: Path | None, pa
         run.finish("FAILED")
         raise
     run.finish("FINISHED")
-    write_json(record_dir / f"{stage.replace('/', '_')}.json",
+    write_json(record_dir / f"{stage.slug}.json",
                {"run_id": run.run_id, "parent_run_id": run.parent_id, "tracking_uri": uri})

@@ -11,8 +11,9 @@ records. Then, each in a fresh process so its peak memory is its own:
   process and of the largest pool worker; the manifest's counts must equal the planted ones
   (exit status 1 otherwise, so the script doubles as an end-to-end check);
 * the same filter with ``check_images=False`` (the two streaming JSON passes and dedupe only);
-* building the training index from the filtered file: ``read_llava_records`` +
-  ``SupervisedDataset`` + ``modality_lengths()`` + one epoch of the modality-grouped sampler.
+* loading the filtered file the way training did before the Arrow training index:
+  ``read_llava_records`` + ``SupervisedDataset`` + ``modality_lengths()`` + one epoch of the
+  modality-grouped sampler (``scripts/bench_index.py`` compares it with the Arrow index).
 
 Generation time is reported separately. Image files are freshly written, so they are read from the
 page cache (a warm-cache figure: on a cold network filesystem image reads cost more)::

@@ -29,10 +29,30 @@ def root() -> Path:
 
 
 @pytest.fixture(scope="session")
+def eval_samples() -> Path:
+    """The slices of the real eval-kit files in ``../shared/eval_samples`` beside the checkout.
+
+    Absent on a laptop: the tests that need them are skipped. Absent in CI (``CI=true``): they
+    fail, so a CI run can never go green without having scored the real files."""
+    from bench_util import SAMPLES
+
+    if not SAMPLES.is_dir():
+        msg = f"eval-kit samples not found at {SAMPLES} (../shared/eval_samples beside the checkout)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(msg + "; CI must provide them")
+        pytest.skip(msg)
+    return SAMPLES
+
+
+@pytest.fixture(scope="session")
 def tiny_local(tmp_path_factory) -> Path:
-    """The tiny DAG run once, locally, with ``snakemake --cores 2`` into a temporary results folder."""
+    """The tiny DAG run once, locally, with ``snakemake --cores 2`` into a temporary results folder.
+
+    Every job records the ``llava_core`` modules it imported in ``<results>/imports.jsonl``
+    (test_workflow checks them against the plan's code digests)."""
     results = tmp_path_factory.mktemp("tiny-results")
-    run(["snakemake", "--cores", "2", "--config", f"results={results}"], timeout=1500)
+    run(["snakemake", "--cores", "2", "--config", f"results={results}"], timeout=1500,
+        env={"LLAVA_CORE_RECORD_IMPORTS": str(results / "imports.jsonl")})
     return results
 
 

@@ -31,14 +31,14 @@ def test_hand_computed_accuracy_and_prediction_file(tmp_path):
     root = tiny_root(tmp_path, {"1": "yes", "2": "red", "3": "left", "4": "no"})
     answers = [answer("1", "Yes."), answer("2", "Red"), answer("3", " left"), answer("4", "Yes")]
     res = GQA.score(root, answers, out_dir=tmp_path / "out")
-    assert res["score"] == pytest.approx(50.0)
-    assert res["metrics"] == {"accuracy": pytest.approx(50.0)}
-    assert res["breakdown"]["correct"] == 2 and res["breakdown"]["total"] == 4
-    assert res["breakdown"]["by_type"] == {"structural/query": 50.0, "structural/verify": 50.0}
+    assert res.score == pytest.approx(50.0)
+    assert res.metrics == {"accuracy": pytest.approx(50.0)}
+    assert res.breakdown["correct"] == 2 and res.breakdown["total"] == 4
+    assert res.breakdown["by_type"] == {"structural/query": 50.0, "structural/verify": 50.0}
     preds = json.loads((tmp_path / "out" / "testdev_balanced_predictions.json").read_text())
     assert preds[0] == {"questionId": "1", "prediction": "yes"}
     assert [p["prediction"] for p in preds] == ["yes", "red", " left", "yes"]
-    assert res["upload"] == str(tmp_path / "out" / "testdev_balanced_predictions.json")
+    assert res.upload == tmp_path / "out" / "testdev_balanced_predictions.json"
 
 
 def test_load_questions_layout(tmp_path):
@@ -75,4 +75,4 @@ def test_authors_13b_answers_on_the_sample(tmp_path):
     assert len(qs) == 40 and qs[0].question_id == "201307251"
     assert qs[0].text == "Is it overcast?\nAnswer the question using a single word or phrase."
     res = GQA.score(tmp_path, answers)
-    assert res["score"] == pytest.approx(25 / 40 * 100)
+    assert res.score == pytest.approx(25 / 40 * 100)

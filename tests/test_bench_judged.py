@@ -4,7 +4,8 @@ import math
 import pytest
 from bench_util import SAMPLES, copy_sample, needs_samples, read_jsonl, write_json, write_jsonl
 
-from llava_core.evaluate.benchmarks import ReviewsRequired, get_benchmark
+from llava_core.evaluate.benchmarks import get_benchmark
+from llava_core.evaluate.benchmarks.base import ReviewsRequired
 from llava_core.evaluate.benchmarks.llava_bench import summarize_reviews
 from llava_core.io import FormatError
 
@@ -43,17 +44,17 @@ def test_llava_bench_authors_review_run(tmp_path):
     res = LLAVA_W.score(tmp_path, answers, reviews=[run1])
     # by hand from the 12 tuples: conv (8,10)(9,2)(9,2)(10,10); detail (9,6.5)(9,6)(9,7);
     # complex (8,6)(9,8.5)(8,7.5)(8,9)(8,9)
-    assert res["metrics"]["conv/relative"] == pytest.approx(6 / 9 * 100)
-    assert res["metrics"]["detail/relative"] == pytest.approx(6.5 / 9 * 100)
-    assert res["metrics"]["complex/relative"] == pytest.approx(8 / 8.2 * 100)
-    assert res["score"] == pytest.approx(83.5 / 104 * 100)
-    assert res["metrics"]["reference_score"] == pytest.approx(104 / 12 * 10)
+    assert res.metrics["conv/relative"] == pytest.approx(6 / 9 * 100)
+    assert res.metrics["detail/relative"] == pytest.approx(6.5 / 9 * 100)
+    assert res.metrics["complex/relative"] == pytest.approx(8 / 8.2 * 100)
+    assert res.score == pytest.approx(83.5 / 104 * 100)
+    assert res.metrics["reference_score"] == pytest.approx(104 / 12 * 10)
     # a second run with every model score one lower; the score is the mean over runs
     run2 = tmp_path / "eval2.jsonl"
     write_jsonl(run2, [dict(r, tuple=[r["tuple"][0], r["tuple"][1] - 1]) for r in reviews])
     res2 = LLAVA_W.score(tmp_path, answers, reviews=[run1, run2])
-    assert res2["score"] == pytest.approx((83.5 / 104 + 71.5 / 104) / 2 * 100)
-    assert len(res2["breakdown"]["runs"]) == 2
+    assert res2.score == pytest.approx((83.5 / 104 + 71.5 / 104) / 2 * 100)
+    assert len(res2.breakdown["runs"]) == 2
     # reviews of another answer file, and incomplete reviews
     stale = [dict(answers[0], answer_id="other"), *answers[1:]]
     with pytest.raises(FormatError, match="belong to another answer file"):
@@ -82,15 +83,15 @@ def test_mm_vet_grader_output(tmp_path):
                {f"v1_{a['question_id']}": {"capability": ["rec"] + (["ocr"] if i < 10 else [])}
                 for i, a in enumerate(answers)})
     res = MMVET.score(tmp_path, answers, reviews=[tmp_path / "grade.json"])
-    assert res["breakdown"]["runs"] == pytest.approx([50.0, 25.0])
-    assert res["score"] == pytest.approx(37.5)
-    assert res["metrics"]["std"] == pytest.approx(12.5)
-    assert res["metrics"]["cap/ocr"] == pytest.approx((50.0 + 50.0) / 2)
-    assert res["metrics"]["cap/rec"] == pytest.approx(37.5)
+    assert res.breakdown["runs"] == pytest.approx([50.0, 25.0])
+    assert res.score == pytest.approx(37.5)
+    assert res.metrics["std"] == pytest.approx(12.5)
+    assert res.metrics["cap/ocr"] == pytest.approx((50.0 + 50.0) / 2)
+    assert res.metrics["cap/rec"] == pytest.approx(37.5)
     del grades["v1_3"]
     write_json(tmp_path / "grade.json", grades)
     with pytest.raises(FormatError, match="no grade for 1 question"):
         MMVET.score(tmp_path, answers, reviews=[tmp_path / "grade.json"])
-    assert not math.isnan(res["score"])
+    assert not math.isnan(res.score)
     with pytest.raises(FormatError, match="no answer"):
         MMVET.score(tmp_path, answers[:-1], reviews=[tmp_path / "grade.json"])

@@ -66,12 +66,12 @@ def test_load_and_circular_score(tmp_path):
     answers = [answer(0, "A"), answer(1, "C. 3"), answer(1_000_000, "B"), answer(1_000_001, "I think 3")]
     res = MMB.score(tmp_path, answers, out_dir=tmp_path / "out")
     # question 0 right in both passes; question 1 wrong in its copy (no letter) -> circular 1/2
-    assert res["score"] == pytest.approx(50.0) == res["metrics"]["circular_accuracy"]
-    assert res["metrics"]["vanilla_accuracy"] == pytest.approx(100.0)
-    assert res["metrics"]["row_accuracy"] == pytest.approx(75.0)
-    assert res["breakdown"]["circular_by_category"] == {"count": 0.0, "ocr": 100.0}
-    assert res["breakdown"]["unmatched_answers"] == 1
-    upload = pd.read_table(res["upload"]) if res["upload"].endswith(".tsv") else pd.read_excel(res["upload"])
+    assert res.score == pytest.approx(50.0) == res.metrics["circular_accuracy"]
+    assert res.metrics["vanilla_accuracy"] == pytest.approx(100.0)
+    assert res.metrics["row_accuracy"] == pytest.approx(75.0)
+    assert res.breakdown["circular_by_category"] == {"count": 0.0, "ocr": 100.0}
+    assert res.breakdown["unmatched_answers"] == 1
+    upload = pd.read_table(res.upload) if res.upload.suffix == ".tsv" else pd.read_excel(res.upload)
     assert list(upload.columns)[:7] == ["index", "question", "A", "B", "C", "D", "prediction"]
     assert "image" not in upload.columns and list(upload["prediction"])[:2] == ["A", "C. 3"]
     with pytest.raises(FormatError, match="1 of 4 questions have no answer"):
@@ -84,7 +84,7 @@ def test_test_split_without_answers_and_cn_suffix(tmp_path):
     qs = MMB_CN.load_questions(tmp_path)
     assert qs[0].text == "What color?\nA. red\nB. blue\n请直接回答选项字母。"
     res = MMB_CN.score(tmp_path, [answer(q.question_id, "A") for q in qs])
-    assert math.isnan(res["score"]) and "OpenCompass" in res["breakdown"]["status"]
+    assert math.isnan(res.score) and "OpenCompass" in res.breakdown["status"]
     with pytest.raises(FormatError, match="mmbench_dev_20230712.tsv: MMBench TSV not found"):
         MMB.load_questions(tmp_path)
 
@@ -105,4 +105,4 @@ def test_prompts_match_the_authors_answer_file(tmp_path):
         assert q.extra == {"round_id": a["round_id"], "options": a["options"], "option_char": a["option_char"]}
     res = MMB.score(tmp_path, answers)
     n_a = sum(a["text"] == "A" for a in answers)
-    assert res["score"] == pytest.approx(n_a / len(answers) * 100)  # no circular copies in the slice
+    assert res.score == pytest.approx(n_a / len(answers) * 100)  # no circular copies in the slice

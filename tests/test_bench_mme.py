@@ -55,15 +55,15 @@ def test_tiny_hand_computed(tmp_path):
              "yes", "no"]            # code_reasoning: both right
     answers = [answer(q["question_id"], p, prompt=q["text"]) for q, p in zip(questions, preds, strict=True)]
     res = MME.score(tmp_path, answers[::-1], out_dir=tmp_path / "out")  # order of answers is irrelevant
-    m = res["metrics"]
+    m = res.metrics
     assert m["existence/acc"] == pytest.approx(75.0) and m["existence/acc_plus"] == pytest.approx(50.0)
     assert m["existence/score"] == pytest.approx(125.0)
     assert m["artwork/score"] == pytest.approx(50.0 + 0.0)
     assert m["code_reasoning/score"] == pytest.approx(200.0)
-    assert res["score"] == m["perception"] == pytest.approx(175.0)
+    assert res.score == m["perception"] == pytest.approx(175.0)
     assert m["cognition"] == pytest.approx(200.0)
-    assert res["breakdown"]["subtasks"]["existence"]["other"] == 1
-    assert "OCR" in res["breakdown"]["perception_missing"]
+    assert res.breakdown["subtasks"]["existence"]["other"] == 1
+    assert "OCR" in res.breakdown["perception_missing"]
     lines = (tmp_path / "out" / "mme_eval_tool" / "existence.txt").read_text().splitlines()
     assert lines[3] == "2.txt\tIs there a bus?  Please answer yes or no.\tNo\tMaybe"
     q = MME.load_questions(tmp_path)[4]
@@ -101,11 +101,11 @@ def test_authors_13b_answers_on_the_sample(tmp_path):
         ok = [i % 3 != 0 for i in idx]
         acc = sum(ok) / len(ok) * 100
         acc_plus = sum(ok[j] and ok[j + 1] for j in range(0, len(ok), 2)) / (len(ok) / 2) * 100
-        assert res["metrics"][f"{cat}/score"] == pytest.approx(acc + acc_plus)
+        assert res.metrics[f"{cat}/score"] == pytest.approx(acc + acc_plus)
         if cat in ("commonsense_reasoning", "numerical_calculation", "text_translation", "code_reasoning"):
             expected_c += acc + acc_plus
         else:
             expected_p += acc + acc_plus
-    assert res["score"] == pytest.approx(expected_p) and res["metrics"]["cognition"] == pytest.approx(expected_c)
-    assert res["breakdown"]["perception_missing"] == [] and res["breakdown"]["cognition_missing"] == []
-    assert json.dumps(res)  # plain JSON-serialisable result
+    assert res.score == pytest.approx(expected_p) and res.metrics["cognition"] == pytest.approx(expected_c)
+    assert res.breakdown["perception_missing"] == [] and res.breakdown["cognition_missing"] == []
+    assert json.dumps(res.to_dict())  # plain JSON-serialisable result

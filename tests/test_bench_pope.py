@@ -57,11 +57,11 @@ def test_score_is_mean_f1_over_splits(tmp_path):
     answers = [answer(q["question_id"], t) for q, t in zip(qrows, texts, strict=True)]
     res = POPE.score(root, list(reversed(answers)))  # answer order does not matter
     # adversarial: TP1 FP1 TN1 FN1 -> F1 0.5; random: TP1 TN1 -> F1 1.0
-    assert res["metrics"]["adversarial/f1"] == pytest.approx(50.0)
-    assert res["metrics"]["random/f1"] == pytest.approx(100.0)
-    assert res["score"] == pytest.approx(75.0) == res["metrics"]["f1"]
-    assert res["metrics"]["adversarial/yes_ratio"] == pytest.approx(50.0)
-    assert list(res["breakdown"]["splits"]) == ["adversarial", "random"]
+    assert res.metrics["adversarial/f1"] == pytest.approx(50.0)
+    assert res.metrics["random/f1"] == pytest.approx(100.0)
+    assert res.score == pytest.approx(75.0) == res.metrics["f1"]
+    assert res.metrics["adversarial/yes_ratio"] == pytest.approx(50.0)
+    assert list(res.breakdown["splits"]) == ["adversarial", "random"]
     q = POPE.load_questions(root)[0]
     assert q.image == str((tmp_path / "pope" / "val2014" / "COCO_val2014_000000000000.jpg").absolute())
     assert q.question_id == 1 and q.default_max_new_tokens == 128
@@ -107,10 +107,10 @@ def test_authors_13b_answers_on_the_sample(tmp_path):
         fp = sum(p == "yes" and lab == "no" for p, lab in zip(preds, labels, strict=True))
         fn = sum(p == "no" and lab == "yes" for p, lab in zip(preds, labels, strict=True))
         f1s[split], recalls[split] = 2 * tp / (2 * tp + fp + fn), tp / (tp + fn)
-        assert res["metrics"][f"{split}/f1"] == pytest.approx(100 * f1s[split])
-    assert (res["breakdown"]["splits"]["adversarial"]["TP"], res["breakdown"]["splits"]["adversarial"]["FP"]) == (13, 5)
-    assert res["score"] == pytest.approx(100 * (26 / 33 + 26 / 29 + 28 / 30) / 3)
-    assert res["score"] == pytest.approx(100 * sum(f1s.values()) / 3)
+        assert res.metrics[f"{split}/f1"] == pytest.approx(100 * f1s[split])
+    assert (res.breakdown["splits"]["adversarial"]["TP"], res.breakdown["splits"]["adversarial"]["FP"]) == (13, 5)
+    assert res.score == pytest.approx(100 * (26 / 33 + 26 / 29 + 28 / 30) / 3)
+    assert res.score == pytest.approx(100 * sum(f1s.values()) / 3)
     # Spec: recall is the same on all splits because the positive questions are shared. On this slice
     # adversarial and popular hold the same 15 positives (13 found); random's slice has one more.
     assert recalls["adversarial"] == recalls["popular"] == pytest.approx(13 / 15)

@@ -3,7 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from llava_core.evaluate.benchmarks import BENCHMARKS, Benchmark, EvalQuestion, get_benchmark
+from llava_core.evaluate.benchmarks import BENCHMARKS, get_benchmark
+from llava_core.evaluate.benchmarks.base import ANSWER_FORMATS, Benchmark, EvalQuestion, KitFile, Score
 from llava_core.evaluate.paper import PAPER_NUMBERS
 from llava_core.io import FormatError
 
@@ -44,3 +45,55 @@ def test_missing_question_file_names_the_path(tmp_path: Path, name):
 def test_eval_question_defaults():
     q = EvalQuestion(1, "t", None, 128)
     assert q.extra == {}
+
+
+# ----------------------------------------------------------------------------------------------- declarations
+
+JUDGED = {"llava_bench", "mm_vet"}
+#: the highest score of each benchmark's reported unit (MME: perception, 10 subtasks x 200)
+TOP_SCORE = {"mme": 2000.0}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_benchmark_declares_folder_files_answer_format_judging_and_chance(name):
+    bench = get_benchmark(name)
+    assert bench.folder and not Path(bench.folder).is_absolute() and "/" not in bench.folder
+    assert bench.files and ("questions" in bench.files or "tsv" in bench.files)
+    for role, kit in bench.files.items():
+        assert isinstance(kit, KitFile) and kit.path and kit.what, role
+        assert not Path(kit.path).is_absolute() and ".." not in Path(kit.path).parts, role
+    assert bench.answer_format in ANSWER_FORMATS
+    assert isinstance(bench.judged, bool) and bench.judged == (name in JUDGED)
+    assert not bench.judged or bench.answer_format == "long"
+    assert isinstance(bench.chance, float) and 0.0 <= bench.chance < TOP_SCORE.get(name, 100.0)
+    if bench.answer_format in ("letter", "yes_no"):  # a closed answer set: some answers are right by chance
+        assert bench.chance > 0
+    else:
+        assert bench.chance == 0.0
+
+
+def test_chance_levels():
+    assert get_benchmark("pope").chance == pytest.approx(66.67, abs=0.01)  # F1 of always "yes" on 50% yes
+    assert get_benchmark("seed_bench").chance == 25.0  # 4 options
+    assert get_benchmark("mme").chance == 750.0  # (50 + 25) per subtask, 10 subtasks
+    assert get_benchmark("scienceqa").chance == pytest.approx(40.08)  # the ScienceQA paper's random chance, IMG
+    assert len({b.folder for b in BENCHMARKS.values()}) == len(BENCHMARKS)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_missing_declared_file_error_names_it_and_gives_the_hint(tmp_path, name):
+    bench = get_benchmark(name)
+    role = "questions" if "questions" in bench.files else "tsv"
+    with pytest.raises(FormatError) as err:
+        bench.load_questions(tmp_path)
+    assert err.value.path == str(bench.path(tmp_path, role))
+    assert err.value.message == f"{bench.describe(role)} not found" and err.value.hint == bench.files[role].hint
+
+
+def test_score_to_dict_is_the_scores_json_shape(tmp_path):
+    s = Score(50, {"accuracy": 50}, {"total": 2})
+    assert s.to_dict() == {"score": 50.0, "metrics": {"accuracy": 50.0}, "breakdown": {"total": 2}}
+    assert all(type(v) is float for v in (s.score, *s.metrics.values()))
+    up = Score(math.nan, {}, {}, str(tmp_path / "u.json"))
+    assert up.upload == tmp_path / "u.json" and up.to_dict()["upload"] == str(tmp_path / "u.json")
+    assert list(up.to_dict()) == ["score", "metrics", "breakdown", "upload"]

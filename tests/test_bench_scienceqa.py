@@ -46,11 +46,11 @@ def test_score_from_gpt_turn_and_from_problems_json(tmp_path):
     answers = [answer("1", "The answer is B."), answer("2", "A. x"), answer("3", "A"), answer("4", "b")]
     res = SQA.score(tmp_path, answers)
     # IMG items 1, 2, 4: 2 correct; overall 3 of 4
-    assert res["score"] == pytest.approx(200 / 3) == res["metrics"]["img_accuracy"]
-    assert res["metrics"]["accuracy"] == pytest.approx(75.0)
-    assert res["metrics"]["txt_accuracy"] == pytest.approx(100.0)
-    assert res["breakdown"]["ground_truth"] == "llava_test_CQM-A.json"
-    assert res["breakdown"]["failed_parse"] == 1
+    assert res.score == pytest.approx(200 / 3) == res.metrics["img_accuracy"]
+    assert res.metrics["accuracy"] == pytest.approx(75.0)
+    assert res.metrics["txt_accuracy"] == pytest.approx(100.0)
+    assert res.breakdown["ground_truth"] == "llava_test_CQM-A.json"
+    assert res.breakdown["failed_parse"] == 1
 
     # problems.json (answer = choice index) takes precedence over the gpt turn
     problems = {"1": {"answer": 0, "choices": ["x", "y"]}, "2": {"answer": 0, "choices": ["x", "y", "z"]},
@@ -58,9 +58,9 @@ def test_score_from_gpt_turn_and_from_problems_json(tmp_path):
     write_json(tmp_path / "scienceqa" / "problems.json", problems)
     write_json(tmp_path / "scienceqa" / "pid_splits.json", {"test": ["1", "2", "3"]})
     res = SQA.score(tmp_path, answers)
-    assert res["breakdown"]["img_correct"] == 1 and res["breakdown"]["correct"] == 2
-    assert res["breakdown"]["ground_truth"] == "problems.json"
-    assert res["breakdown"]["not_in_test_split"] == 1
+    assert res.breakdown["img_correct"] == 1 and res.breakdown["correct"] == 2
+    assert res.breakdown["ground_truth"] == "problems.json"
+    assert res.breakdown["not_in_test_split"] == 1
     del problems["4"]
     write_json(tmp_path / "scienceqa" / "problems.json", problems)
     with pytest.raises(FormatError, match="problems.json.*problem '4' missing"):
@@ -94,5 +94,5 @@ def test_real_question_file(tmp_path):
                       prompt=("<image>\n" if q.image else "") + q.text) for i, q in enumerate(qs)]
     res = SQA.score(tmp_path, answers)
     img_ok = sum(1 for i, q in enumerate(qs) if q.image and i % 2 == 0)
-    assert res["metrics"]["accuracy"] == pytest.approx(50.0)
-    assert res["score"] == pytest.approx(img_ok / 20 * 100)
+    assert res.metrics["accuracy"] == pytest.approx(50.0)
+    assert res.score == pytest.approx(img_ok / 20 * 100)

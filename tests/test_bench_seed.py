@@ -24,10 +24,10 @@ def test_exact_match_and_splits(tmp_path):
                          ("4", "D", 10, "video")])
     answers = [answer(1, "A"), answer(2, "B."), answer(3, "C"), answer(4, "A")]  # 'B.' is wrong: exact match
     res = SEED.score(tmp_path, answers, out_dir=tmp_path / "out")
-    assert res["score"] == pytest.approx(50.0)
-    assert res["metrics"]["image_accuracy"] == pytest.approx(200 / 3)
-    assert res["metrics"]["video_accuracy"] == pytest.approx(0.0)
-    assert res["breakdown"]["by_type"] == {"Action Recognition": 0.0, "Instance Counting": 100.0,
+    assert res.score == pytest.approx(50.0)
+    assert res.metrics["image_accuracy"] == pytest.approx(200 / 3)
+    assert res.metrics["video_accuracy"] == pytest.approx(0.0)
+    assert res.breakdown["by_type"] == {"Action Recognition": 0.0, "Instance Counting": 100.0,
                                            "Scene Understanding": 50.0}
     assert read_jsonl(tmp_path / "out" / "seed_bench_upload.jsonl")[1] == {"question_id": "2", "prediction": "B."}
     q = SEED.load_questions(tmp_path)[3]
@@ -47,5 +47,5 @@ def test_authors_upload_file_round_trip(tmp_path):
                          for i, u in enumerate(upload)])
     answers = [answer(int(u["question_id"]), u["prediction"]) for u in upload]
     res = SEED.score(tmp_path, answers, out_dir=tmp_path / "out")
-    assert res["score"] == pytest.approx(50.0)
+    assert res.score == pytest.approx(50.0)
     assert read_jsonl(tmp_path / "out" / "seed_bench_upload.jsonl") == upload

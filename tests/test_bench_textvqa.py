@@ -30,7 +30,7 @@ def test_tiny_hand_computed(tmp_path):
         {"image_id": "img2", "question": "which year?", "answers": ["1999"] * 10},
     ]})
     res = TEXTVQA.score(tmp_path, [answer("img1", "dog."), answer("img2", "Nineteen ninety nine")])
-    assert res["score"] == pytest.approx((0.6 + 0.0) / 2 * 100)
+    assert res.score == pytest.approx((0.6 + 0.0) / 2 * 100)
     q = TEXTVQA.load_questions(tmp_path)[0]
     assert q.image == str((tmp_path / "textvqa" / "train_images" / "img1.jpg").absolute())
     # a question not in the annotations, or not 10 answers
@@ -59,10 +59,10 @@ def test_authors_13b_answers_on_the_sample(tmp_path):
     qs = TEXTVQA.load_questions(tmp_path)
     assert qs[0].text == questions[0]["text"] and "Reference OCR token: DAKOTA" in qs[0].text
     res = TEXTVQA.score(tmp_path, answers)
-    assert res["score"] == pytest.approx(56.0)
+    assert res.score == pytest.approx(56.0)
     # question ids are image ids and repeat (30 questions, 21 ids): rows are told apart by prompt
     assert len({q["question_id"] for q in questions}) == 21
-    assert TEXTVQA.score(tmp_path, list(reversed(answers)))["score"] == pytest.approx(56.0)
+    assert TEXTVQA.score(tmp_path, list(reversed(answers))).score == pytest.approx(56.0)
     dup = next(a for i, a in enumerate(answers) if any(b["question_id"] == a["question_id"] for b in answers[:i]))
     with pytest.raises(FormatError, match="appears 2 times in the question file but has fewer answers"):
         TEXTVQA.score(tmp_path, [a for a in answers if a is not dup])

@@ -25,7 +25,7 @@ from llava_core.cli import main
 from llava_core.data.conversation import Rendered, render_prompt
 from llava_core.data.images import process_image
 from llava_core.data.tokenize import encode
-from llava_core.model.build import build_llava, load_trained, set_trainable
+from llava_core.model.build import build_llava, set_trainable
 from llava_core.model.checkpoints import (
     NON_LORA_FILE,
     import_llava_hf,
@@ -90,7 +90,7 @@ def test_saved_folder_loads_with_auto_classes_and_gives_identical_logits(parts_d
     assert torch.equal(batch["pixel_values"], pixels)
     assert torch.equal(_logits(model, batch["input_ids"], batch["pixel_values"]), _logits(parts.model, ids, pixels))
 
-    for loaded in (load_llava(out, "fp32"), load_trained(out, "fp32")):
+    for loaded in (load_llava(out, "fp32"),):
         assert loaded.num_image_tokens == parts.num_image_tokens
         assert torch.equal(_logits(loaded.model, ids, pixels), _logits(parts.model, ids, pixels))
 
@@ -207,7 +207,8 @@ def test_llava_hf_round_trip(parts_dir, tmp_path, image, via_cli):
 # ----------------------------------------------------------------------------- (d) LoRA merge
 @torch.no_grad()
 def test_lora_merge_matches_the_unmerged_adapter(parts_dir, tmp_path, image):
-    from llava_core.train.runner import _apply_lora, _save_outputs
+    from llava_core.train.finetune_outputs import save_stage2
+    from llava_core.train.runner import _apply_lora
 
     torch.manual_seed(3)
     parts = build_llava(MODEL, parts_dir)
@@ -225,7 +226,7 @@ def test_lora_merge_matches_the_unmerged_adapter(parts_dir, tmp_path, image):
     want = _logits(peft_model, ids, pixels)
 
     # What the runner writes at the end of a LoRA stage 2: adapter (+ projector) and merged model.
-    _save_outputs(peft_model, parts, "finetune", NS(tune="lora"), tmp_path / "run")
+    save_stage2(peft_model, parts, tmp_path / "run")
     assert (tmp_path / "run" / "adapter" / NON_LORA_FILE).exists()
     for out in (tmp_path / "run" / "model", merge_lora(base_dir, tmp_path / "run" / "adapter", tmp_path / "merged")):
         merged = load_llava(out, "fp32")

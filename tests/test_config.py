@@ -11,10 +11,10 @@ from llava_core.config.compose import (
     ConfigError,
     available_experiments,
     load_experiment,
-    plan,
     stage_config,
 )
 from llava_core.evaluate.benchmarks import BENCHMARKS
+from llava_core.plan.build import plan
 
 PRESETS = ["tiny", "llava-v1.5-7b", "llava-v1.5-13b", "llava-v1.5-7b-lora", "llava-v1.5-13b-lora", "llava-v1"]
 
@@ -100,8 +100,8 @@ def test_stage_slices_isolate_stages():
         assert stage_config(base, stage) == stage_config(lr, stage), stage
     assert stage_config(base, "finetune") != stage_config(lr, "finetune")
     changed = [s for s in plan("tiny")["stages"]
-               if plan("tiny")["stages"][s]["hash"] != plan("tiny", ["evaluation.benchmarks.pope.max_new_tokens=4"])[
-                   "stages"][s]["hash"]]
+               if plan("tiny")["stages"][s]["config_digest"] != plan("tiny", ["evaluation.benchmarks.pope.max_new_tokens=4"])[
+                   "stages"][s]["config_digest"]]
     assert changed == ["eval/pope"]
     assert stage_config(pope, "eval/pope")["settings"]["max_new_tokens"] == 4
 
@@ -109,14 +109,14 @@ def test_stage_slices_isolate_stages():
 def test_experiments_sharing_a_dataset_share_its_filter_job_and_truncation_counts_follow_the_length():
     # The filter's slice includes what its truncation counts depend on, but not the LLM's name:
     # 7B and 13B share the llava-v1.5 filter job whichever of them is listed first.
-    filters = {e: plan(e)["stages"]["filter"]["hash"] for e in
+    filters = {e: plan(e)["stages"]["filter"]["config_digest"] for e in
                ("llava-v1.5-7b", "llava-v1.5-13b", "llava-v1.5-7b-lora", "llava-v1.5-13b-lora")}
     assert len(set(filters.values())) == 1, filters
     changed = [s for s, st in plan("tiny", ["model.model_max_length=128"])["stages"].items()
-               if st["hash"] != plan("tiny")["stages"][s]["hash"]]
+               if st["config_digest"] != plan("tiny")["stages"][s]["config_digest"]]
     assert "filter" in changed and "download" not in changed
     truncation = [s for s, st in plan("tiny", ["finetune.truncation=expanded"])["stages"].items()
-                  if st["hash"] != plan("tiny")["stages"][s]["hash"]]
+                  if st["config_digest"] != plan("tiny")["stages"][s]["config_digest"]]
     assert truncation == ["finetune"]
 
 

@@ -144,7 +144,7 @@ def test_llava_bench_reviews_follow_the_official_format(server, tmp_path):
                        "category": "llava_bench_conv", "content": "8 7\nAssistant 2 is a bit less detailed.",
                        "tuple": [8.0, 7.0]}
     res = get_benchmark("llava_bench").score(tmp_path / "eval", answers, reviews=paths)
-    assert res["score"] == pytest.approx(7 / 8 * 100) and len(res["breakdown"]["runs"]) == 3
+    assert res.score == pytest.approx(7 / 8 * 100) and len(res.breakdown["runs"]) == 3
 
 
 def test_rescoring_is_served_from_the_cache(server, tmp_path):
@@ -229,7 +229,7 @@ def test_mm_vet_grades_follow_the_official_grader(server, tmp_path):
     retry = [r["body"] for r in server.requests if r["body"]["messages"][0]["content"].endswith(MM_VET_RETRY_SUFFIX)]
     assert len(retry) == 2 and retry[0]["temperature"] == 0.0
     res = get_benchmark("mm_vet").score(tmp_path / "eval", answers, out_dir=tmp_path / "out", reviews=paths)
-    assert res["score"] == pytest.approx(50.0) and res["breakdown"]["runs"] == [50.0, 50.0]
+    assert res.score == pytest.approx(50.0) and res.breakdown["runs"] == [50.0, 50.0]
 
 
 def test_parse_review_score():
@@ -265,7 +265,7 @@ def test_run_records_the_judge_and_never_the_key(server, tmp_path, caplog):
 
 def test_judged_benchmark_without_a_judge_asks_for_reviews(tmp_path):
     from llava_core.config.compose import load_experiment
-    from llava_core.evaluate.benchmarks import ReviewsRequired
+    from llava_core.evaluate.benchmarks.base import ReviewsRequired
     from llava_core.evaluate.run import score_answers
 
     answers = llava_bench_root(tmp_path / "eval")

@@ -7,10 +7,11 @@ import json
 import pytest
 import torch
 
-from llava_core.config.compose import ConfigError, load_experiment, plan
+from llava_core.config.compose import ConfigError, load_experiment
 from llava_core.evaluate.generate import answer_questions, generate_answers, partial_path
 from llava_core.evaluate.run import _answer, load_for_eval
 from llava_core.evaluate.tiny_llava import build_tiny_llava, make_questions
+from llava_core.plan.build import plan
 
 KW = dict(template="vicuna_v1", aspect="pad", max_new_tokens=4, model_id="tiny-test", progress=False)
 
@@ -42,10 +43,10 @@ def test_bad_values_are_rejected_with_the_allowed_ones(override, words):
 
 def test_a_changed_dtype_reruns_only_evaluation():
     base, bf16 = plan("tiny")["stages"], plan("tiny", ["evaluation.dtype=bf16"])["stages"]
-    changed = sorted(s for s in base if base[s]["hash"] != bf16[s]["hash"])
+    changed = sorted(s for s in base if base[s]["config_digest"] != bf16[s]["config_digest"])
     assert changed == sorted(s for s in base if s.startswith("eval/")) and changed
     # sharded generation jobs too
-    assert all(base[s]["generation_hash"] != bf16[s]["generation_hash"] for s in changed)
+    assert all(base[s]["generation_digest"] != bf16[s]["generation_digest"] for s in changed)
 
 
 @pytest.mark.parametrize("dtype", ["fp16", "bf16", "fp32"])

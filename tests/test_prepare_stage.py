@@ -9,7 +9,8 @@ import shutil
 from pathlib import Path
 
 from llava_core.config.compose import load_experiment
-from llava_core.prepare.stage import run_filter
+from llava_core.data.index import modality_length, open_training_index
+from llava_core.prepare.filter_stage import run_filter
 
 
 class _Run:
@@ -65,3 +66,10 @@ def test_overlap_drop_and_balancing_reach_the_manifest(tiny_local: Path, tmp_pat
     assert {d[0] for d in run.datasets} == {"tiny/pretrain", "tiny/finetune"}
     written = json.loads((data_dir / "filtered" / "manifest.json").read_text())
     assert written["pretrain"]["output_sha256"] == pre["output_sha256"]
+    # The training index of each set holds its final records (after balancing), in the same order.
+    for part in ("pretrain", "finetune"):
+        index = open_training_index(data_dir / "filtered" / f"{part}.arrow")
+        records = json.loads((data_dir / "filtered" / f"{part}.json").read_text())
+        assert list(index) == records and len(index) == manifests[part]["kept"]
+        assert index.modality_lengths() == [modality_length(r) for r in records]
+    assert not [p.name for p in (data_dir / "filtered").iterdir() if p.name.endswith(".tmp")]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import re
+import string
 import tarfile
 import time
 from collections import Counter
@@ -327,8 +329,8 @@ def test_every_benchmark_loads_and_perfect_answers_score_top(tmp_path: Path, wor
         assert judge.name == "rule-word-overlap" and judge.requests > 0
     res = bench.score(root / "eval", answers, out_dir=tmp_path, reviews=reviews)
     if name in SERVER_SCORED:
-        assert res["score"] != res["score"] and Path(res["upload"]).is_file()
-        upload = read_json(Path(res["upload"]))
+        assert res.score != res.score and res.upload.is_file()
+        upload = read_json(res.upload)
         if name == "vqav2":  # covers the full test2015 file, test-dev answered
             full = read_jsonl(root / "eval/vqav2/llava_vqav2_mscoco_test2015.jsonl")
             assert [r["question_id"] for r in upload] == [q["question_id"] for q in full]
@@ -336,7 +338,7 @@ def test_every_benchmark_loads_and_perfect_answers_score_top(tmp_path: Path, wor
         else:
             assert len(upload) == len(questions) and {r["answer"] for r in upload} == {"red"}
     else:
-        assert res["score"] == pytest.approx(TOP[name]), res
+        assert res.score == pytest.approx(TOP[name]), res
 
 
 def test_small_benchmarks_follow_the_real_layouts(world: tuple[Path, dict]) -> None:
@@ -375,3 +377,81 @@ def test_small_benchmarks_follow_the_real_layouts(world: tuple[Path, dict]) -> N
     meta = read_json(ev / "mm-vet/mm-vet.json")
     assert set(meta) == {f"v1_{q['question_id']}" for q in read_jsonl(ev / "mm-vet/llava-mm-vet.jsonl")}
     assert summary["counts"]["eval/MME/llava_mme.jsonl"] == len(mme)
+
+
+# ----------------------------------------------------------------------------------------------- declared files
+
+SYNTHETIC = Path(__file__).resolve().parents[1] / "llava_core" / "data" / "synthetic"
+
+
+def declared_paths(bench, eval_root: Path) -> dict[Path, bool]:
+    """Every file (False) and folder (True) ``bench`` declares, placeholders filled (POPE's splits)."""
+    out = {}
+    for role, kit in bench.files.items():
+        fields = {f for _, f, _, _ in string.Formatter().parse(kit.path) if f}
+        assert fields <= {"split"}, (bench.name, role, fields)
+        for split in POPE_CATEGORIES if fields else [None]:
+            out[bench.path(eval_root, role, **({"split": split} if fields else {}))] = kit.folder
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """A world of its own: loading MMBench questions decodes images into its folder."""
+    root = tmp_path_factory.mktemp("tiny_world")
+    return root, generate_world(root, seed=3, n_pretrain=10, n_finetune=20, n_eval=24)
+
+
+@pytest.mark.parametrize("name", ALL_BENCHMARKS)
+def test_writers_write_exactly_the_declared_files(tiny_world: tuple[Path, dict], name: str) -> None:
+    from llava_core.evaluate.benchmarks import get_benchmark
+
+    root, summary = tiny_world
+    bench, eval_root = get_benchmark(name), root / "eval"
+    declared = declared_paths(bench, eval_root)
+    for path, folder in declared.items():
+        assert path.is_dir() if folder else path.is_file(), path
+    folders = [p for p, folder in declared.items() if folder]
+    written = [p for p in bench.root(eval_root).rglob("*") if p.is_file()]
+    undeclared = [p for p in written if p not in declared and not any(f in p.parents for f in folders)]
+    assert written and not undeclared
+    counted = {root / k for k in summary["counts"] if k.startswith(f"eval/{bench.folder}/")}
+    assert counted and counted <= {p for p, folder in declared.items() if not folder}
+    # read back through the benchmark class: every question, every image where it says
+    questions = bench.load_questions(eval_root)
+    assert questions and all(q.image is None or Path(q.image).is_file() for q in questions)
+
+
+def test_eval_root_holds_one_folder_per_benchmark(tiny_world: tuple[Path, dict]) -> None:
+    from llava_core.evaluate.benchmarks import BENCHMARKS
+
+    root, _ = tiny_world
+    assert {p.name for p in (root / "eval").iterdir()} == {b.folder for b in BENCHMARKS.values()}
+
+
+def _literals(path: Path) -> list[str]:
+    """The string constants of a module, docstrings left out (f-string parts included)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docs = {id(node.body[0].value) for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef) and node.body
+            and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    return [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+            and id(n) not in docs]
+
+
+def test_no_benchmark_file_name_is_spelled_in_the_synthetic_package() -> None:
+    """The writers take every benchmark file name from the benchmark modules' declarations."""
+    from llava_core.evaluate.benchmarks import BENCHMARKS
+
+    sources = sorted(SYNTHETIC.rglob("*.py"))
+    for bench in BENCHMARKS.values():
+        writer = SYNTHETIC / "benchmarks" / f"{type(bench).__module__.rsplit('.', 1)[1]}.py"
+        assert writer in sources
+        for kit in bench.files.values():
+            name = kit.path.split("{")[0]
+            if kit.folder:  # "images", "test": plain words elsewhere (and role names), so only as a path
+                hits = [s for s in _literals(writer) if s not in bench.files
+                        and (s == name or s.startswith(f"{name}/") or f"/{name}" in s)]
+            else:
+                hits = [(p.name, s) for p in sources for s in _literals(p) if name in s]
+            assert not hits, (bench.name, kit.path, hits)

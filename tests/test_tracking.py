@@ -8,6 +8,7 @@ from types import SimpleNamespace as NS
 from conftest import free_port, run, start_mlflow_server
 from mlflow.tracking import MlflowClient
 
+from llava_core.plan.stage import Stage
 from llava_core.tracking import flatten, pending_journals, stage_run
 
 
@@ -23,7 +24,7 @@ def test_stages_of_separate_calls_share_one_parent(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     config = {"finetune": {"learning_rate": 2e-5}}
     for stage in ("pretrain", "finetune"):
-        with stage_run(_cfg(uri), stage, tmp_path, tmp_path / "exp", {"lr": 1}, parent_config=config) as r:
+        with stage_run(_cfg(uri), Stage(stage), tmp_path, tmp_path / "exp", {"lr": 1}, parent_config=config) as r:
             r.log_metrics({"eval/x/score": 50.0}, on_parent=True)
     client = MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name("llava-core").experiment_id])
@@ -33,7 +34,7 @@ def test_stages_of_separate_calls_share_one_parent(tmp_path):
     assert sorted(r.data.tags["llava.stage"] for r in kids) == ["finetune", "pretrain"]
     assert parent[0].data.metrics["eval/x/score"] == 50.0
     # Another configuration of the same experiment gets its own parent.
-    with stage_run(_cfg(uri), "finetune", tmp_path, tmp_path / "exp", {}, parent_config={"finetune": {}}):
+    with stage_run(_cfg(uri), Stage("finetune"), tmp_path, tmp_path / "exp", {}, parent_config={"finetune": {}}):
         pass
     runs = client.search_runs([client.get_experiment_by_name("llava-core").experiment_id])
     assert len([r for r in runs if r.data.tags.get("llava.role") == "parent"]) == 2
@@ -44,7 +45,7 @@ def test_unreachable_server_loses_no_metric(tmp_path, monkeypatch):
     port = free_port()
     uri = f"http://127.0.0.1:{port}"
     # The server is down for the whole stage: the job finishes and keeps a journal.
-    with stage_run(_cfg(uri), "finetune", tmp_path, tmp_path / "exp", {"finetune.learning_rate": 0.1},
+    with stage_run(_cfg(uri), Stage("finetune"), tmp_path, tmp_path / "exp", {"finetune.learning_rate": 0.1},
                    parent_config={"seed": 1}) as r:
         for step in range(5):
             r.log_metrics({"train/loss": 5.0 - step}, step=step)
@@ -77,16 +78,16 @@ def test_preempted_stage_reattaches_to_its_run(tmp_path):
     import pytest
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    with pytest.raises(SystemExit), stage_run(_cfg(uri), "finetune", tmp_path, tmp_path / "exp", {}) as first:
+    with pytest.raises(SystemExit), stage_run(_cfg(uri), Stage("finetune"), tmp_path, tmp_path / "exp", {}) as first:
         first.log_metrics({"train/loss": 3.0}, step=1)
         raise SystemExit(75)  # what the runner raises after a signal-triggered checkpoint
     client = MlflowClient(uri)
     assert client.get_run(first.run_id).info.status == "KILLED"
-    with stage_run(_cfg(uri), "finetune", tmp_path, tmp_path / "exp", {}) as second:
+    with stage_run(_cfg(uri), Stage("finetune"), tmp_path, tmp_path / "exp", {}) as second:
         second.log_metrics({"train/loss": 2.0}, step=2)
     assert second.run_id == first.run_id
     assert client.get_run(first.run_id).info.status == "FINISHED"
     assert [m.value for m in client.get_metric_history(first.run_id, "train/loss")] == [3.0, 2.0]
-    with pytest.raises(RuntimeError), stage_run(_cfg(uri), "finetune", tmp_path, tmp_path / "exp", {}) as third:
+    with pytest.raises(RuntimeError), stage_run(_cfg(uri), Stage("finetune"), tmp_path, tmp_path / "exp", {}) as third:
         raise RuntimeError("a real failure")
     assert third.run_id != first.run_id and client.get_run(third.run_id).info.status == "FAILED"

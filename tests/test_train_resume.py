@@ -29,7 +29,8 @@ from train_util import (
     tiny_data_fixture,  # noqa: F401 (the fixture tiny_data)
 )
 
-from llava_core.train.callbacks import PREEMPTED_EXIT_CODE, PreemptionCallback
+from llava_core.exit_codes import PREEMPTED
+from llava_core.train.callbacks import PreemptionCallback
 from llava_core.train.runner import last_complete_checkpoint
 
 # Stage 2 with the modality-grouped sampler: 64 samples (62 with an image), global batch 16 = 8 x 2
@@ -78,7 +79,7 @@ def test_sigusr1_checkpoints_exits_75_and_the_rerun_resumes(tiny_data, tmp_path)
         time.sleep(0.05)
     proc.send_signal(signal.SIGUSR1)
     log = proc.communicate(timeout=300)[0]
-    assert proc.returncode == PREEMPTED_EXIT_CODE == 75, log[-4000:]
+    assert proc.returncode == PREEMPTED == 75, log[-4000:]
     marker = json.loads((out / "preempted.json").read_text())
     assert marker["signal"] == "SIGUSR1" and 5 <= marker["step"] < 8, marker
     assert Path(last_complete_checkpoint(out / "checkpoints")).name == f"checkpoint-{marker['step']}"

@@ -200,3 +200,52 @@ def test_13b_through_the_slurm_profile_shows_multinode_stage2_and_gpu_requests(t
     # data jobs ask for no GPU; the filter is a many-core CPU job (download is a local rule)
     assert not any(re.search(r"(?<![_a-z])gpu=[1-9]|gres=gpu", r) for r in jobs["download"] + jobs["filter"])
     assert all("cpus_per_task=16" in r for r in jobs["filter"])
+
+
+def _plan(results: Path) -> dict:
+    return json.loads(run(["llava-core", "plan", "tiny", "--results", str(results)]).stdout)
+
+
+def test_every_job_imported_only_what_its_code_digest_covers(tiny):
+    """What each job of the tiny run really imported (recorded by the CLI) is covered by the
+    static import graph behind its stage's code digest: no module a stage runs escapes its digest."""
+    plan = _plan(tiny)
+    by_kind = {(st["kind"], st["benchmark"]): st for st in plan["stages"].values()}
+    seen = set()
+    for line in (tiny / "imports.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        if rec["command"] == "plan":
+            continue
+        kind = (rec["command"], rec["benchmark"])
+        covered = plan["summary"] if rec["command"] == "summary" else by_kind[kind]
+        escaped = set(rec["modules"]) - set(covered["code_modules"]) - {"llava_core.cli"}
+        assert not escaped, (kind, sorted(escaped))
+        seen.add(kind)
+    assert seen == set(by_kind) | {("summary", None)}
+
+
+def _copy_of_the_package(dest: Path, root: Path) -> Path:
+    import shutil
+
+    for name in ("llava_core", "config"):
+        shutil.copytree(root / name, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    return dest
+
+
+def test_editing_checkpoints_py_replans_stage2_and_every_evaluation(tiny, tmp_path, root):
+    """The workflow's rerun triggers follow the code: the same DAG, planned with a copy of the
+    package, plans nothing while the copy is unchanged, and stage 2, every evaluation and the report
+    (not stage 1, not the data) once model/checkpoints.py has one more line."""
+    copy = _copy_of_the_package(tmp_path / "src", root)
+    # The copy comes first on the path, so `llava-core` (the plan and every job) imports it.
+    env = {"PYTHONPATH": str(copy), "PYTHONSAFEPATH": "1"}
+    assert run(["python", "-c", "import llava_core; print(llava_core.__file__)"], env=env).stdout.startswith(
+        str(copy))
+    config = ()
+    assert planned_jobs(run(["snakemake", "-n", "--cores", "1", "--config", f"results={tiny}", *config],
+                            env=env).stdout) == Counter()
+    with open(copy / "llava_core" / "model" / "checkpoints.py", "a") as fh:
+        fh.write("\n# an edit\n")
+    out = run(["snakemake", "-n", "--cores", "1", "--config", f"results={tiny}", *config], env=env).stdout
+    assert planned_jobs(out) == Counter({"finetune": 1, "evaluate": len(BENCHMARKS), "report": 1, "summary": 1,
+                                        "all": 1})

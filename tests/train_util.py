@@ -67,14 +67,18 @@ def assert_same_tensors(a: dict, b: dict, atol: float = 1e-6) -> None:
 
 
 def data_with_records(data: TinyData, dest: Path, stage: str, records: list[dict]) -> TinyData:
-    """``data`` with ``records`` as the filtered set of ``stage``: the other parts of the data folder
-    (images, models) are links into ``data``; there is no manifest (the stage then logs no dataset)."""
+    """``data`` with ``records`` as the filtered set of ``stage`` (its JSON file and its training
+    index, as the filter writes them): the other parts of the data folder (images, models) are
+    links into ``data``; there is no manifest (the stage then logs no dataset)."""
+    from llava_core.data.index import write_training_index
+
     dest.mkdir(parents=True)
     for entry in data.data_dir.iterdir():
         if entry.name != "filtered":
             (dest / entry.name).symlink_to(entry.resolve())
     (dest / "filtered").mkdir()
     (dest / "filtered" / f"{stage}.json").write_text(json.dumps(records, indent=1))
+    write_training_index(records, dest / "filtered" / f"{stage}.arrow")
     return TinyData(data.results, dest, data.baseline)
 
 

@@ -20,9 +20,10 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from llava_core.config.schema import ExperimentConfig
+from llava_core.plan.stage import Stage, experiment_stages
 
-#: Benchmarks scored by an LLM judge: their stage config carries evaluation.judge.
-JUDGED_BENCHMARKS = ("llava_bench", "mm_vet")
+#: A job that only runs Python on files (the tiny world's generator, a report, the summary).
+SMALL_JOB = {"gpus": 0, "nodes": 1, "cpus": 1, "mem_mb": 2000, "runtime": 10}
 
 
 class ConfigError(ValueError):
@@ -103,24 +104,29 @@ def to_dict(cfg: DictConfig | Any) -> Any:
     return OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else cfg
 
 
-def stage_names(cfg: DictConfig) -> list[str]:
+def stages(cfg: DictConfig) -> list[Stage]:
     """Every stage of the DAG for this experiment, in order."""
-    return ["download", "filter", "pretrain", "finetune",
-            *[f"eval/{b}" for b in cfg.evaluation.benchmarks], "report"]
+    return experiment_stages(list(cfg.evaluation.benchmarks), cfg.data.synthetic is not None)
 
 
-def stage_config(cfg: DictConfig, stage: str) -> dict:
+def as_stage(stage: Stage | str) -> Stage:
+    """A :class:`Stage`, given one or its key (``"eval/pope"``)."""
+    return stage if isinstance(stage, Stage) else Stage.parse(stage)
+
+
+def stage_config(cfg: DictConfig, stage: Stage | str) -> dict:
     """The part of the config that decides a stage's outputs (its rerun trigger and MLflow params).
 
     Upstream changes reach a stage through its input files, so each slice holds only what the
     stage itself reads: changing one benchmark's settings touches only that benchmark's slice.
     """
+    stage = as_stage(stage)
     c = to_dict(cfg)
     data = {k: v for k, v in c["data"].items() if k != "resources"}
-    if stage == "download":
+    if stage.kind in ("synthesize", "download"):
         # What is fetched, not where from: switching mirrors reruns nothing (the lock checks bytes).
         return {"data": {k: data[k] for k in ("name", "synthetic", "sources", "links", "ocr_vqa")}}
-    if stage == "filter":
+    if stage.kind == "filter":
         # The filter also counts what each truncation rule would cut: the length, image tokens and
         # templates decide those counts. Not the LLM's name: experiments sharing a dataset share its
         # filter job (7B and 13B name different folders of the same Vicuna vocabulary), and the
@@ -130,58 +136,43 @@ def stage_config(cfg: DictConfig, stage: str) -> dict:
                    "vision_feature_select_strategy": c["model"]["vision_feature_select_strategy"],
                    "templates": {s: c[s]["template"] for s in ("pretrain", "finetune")}}
         return {"data": {k: v for k, v in data.items() if k not in ("base_url", "mirror")}, "lengths": lengths}
-    if stage in ("pretrain", "finetune"):
-        st = dict(c[stage])
+    if stage.trains:
+        st = dict(c[stage.kind])
         if st["tune"] != "lora":  # LoRA settings matter only to a LoRA stage
             st.pop("lora")
         data = {k: v for k, v in data.items() if k not in ("base_url", "mirror")}
-        return {"seed": c["seed"], "model": c["model"], "data": data, stage: st}
-    if stage.startswith("eval/"):
-        bench = stage.split("/", 1)[1]
+        return {"seed": c["seed"], "model": c["model"], "data": data, stage.kind: st}
+    if stage.kind == "evaluate":
+        bench = stage.benchmark
         ev = c["evaluation"]
+        if bench not in ev["benchmarks"]:
+            raise ConfigError(f"benchmark {bench!r} is not listed in evaluation.benchmarks of {c['name']!r} "
+                              f"({', '.join(ev['benchmarks'])})")
         out = {"model": c["model"], "benchmark": bench, "settings": ev["benchmarks"][bench],
                "batch_size": ev["batch_size"], "dtype": ev["dtype"], "image_aspect_ratio": ev["image_aspect_ratio"],
                "eval_root": data["eval_root"]}
-        if bench in JUDGED_BENCHMARKS:
+        from llava_core.evaluate.benchmarks import get_benchmark
+
+        if get_benchmark(bench).judged:  # judged by an LLM: the judge's settings decide the score too
             out["judge"] = ev["judge"]
         return out
-    if stage == "report":
-        return {"name": c["name"], "paper_row": c["paper_row"], "benchmarks": list(c["evaluation"]["benchmarks"])}
-    raise ConfigError(f"unknown stage {stage!r}; stages are {', '.join(stage_names(cfg))}")
+    return {"name": c["name"], "paper_row": c["paper_row"], "benchmarks": list(c["evaluation"]["benchmarks"])}
 
 
-def stage_resources(cfg: DictConfig, stage: str) -> dict:
+def stage_resources(cfg: DictConfig, stage: Stage | str) -> dict:
     """Scheduler resources of one stage, from the experiment's config."""
-    if stage in ("download", "filter"):
+    stage = as_stage(stage)
+    if stage.kind in ("download", "filter"):
         res = cfg.data.resources
-    elif stage in ("pretrain", "finetune"):
-        res = cfg[stage].resources
-    elif stage.startswith("eval/"):
+    elif stage.trains:
+        res = cfg[stage.kind].resources
+    elif stage.kind == "evaluate":
         res = cfg.evaluation.resources
     else:
-        return {"gpus": 0, "nodes": 1, "cpus": 1, "mem_mb": 2000, "runtime": 10}
+        return dict(SMALL_JOB)
     return dict(to_dict(res))
 
 
 def config_hash(obj: Any) -> str:
     """A stable digest of a JSON-able object (the rerun trigger Snakemake compares)."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def plan(name: str, overrides: list[str] | tuple[str, ...] = ()) -> dict:
-    """Everything the workflow needs about an experiment: stages, their configs and resources."""
-    cfg = load_experiment(name, overrides)
-    stages = {}
-    for st in stage_names(cfg):
-        sc = stage_config(cfg, st)
-        stages[st] = {"hash": config_hash(sc), "resources": stage_resources(cfg, st)}
-        if st.startswith("eval/"):
-            # Shard jobs only generate: their trigger leaves out the judge and the shard count.
-            gen = {**sc, "settings": {k: v for k, v in sc["settings"].items() if k != "num_shards"}}
-            gen.pop("judge", None)
-            stages[st]["num_shards"] = int(sc["settings"]["num_shards"])
-            stages[st]["generation_hash"] = config_hash(gen)
-            stages[st]["local_judge"] = "judge" in sc and sc["judge"]["kind"] == "local"
-    return {"experiment": name, "dataset": cfg.data.name, "synthetic": cfg.data.synthetic is not None,
-            "benchmarks": list(cfg.evaluation.benchmarks), "download_config": stage_config(cfg, "download"),
-            "stages": stages}

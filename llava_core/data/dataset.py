@@ -1,12 +1,15 @@
 """Training samples from LLaVA records: render, tokenise with label masks, load the image.
 
 Work happens lazily per sample (as upstream's ``lazy_preprocess``), so a 665K-record set costs
-nothing to open. Text-only records produce no image tokens and no pixels, so they can share a
-batch with image records.
+nothing to open. The records come from a training index (``llava_core/data/index.py``: the
+filter stage's memory-mapped Arrow folder, whose records are decoded one at a time) or from any
+sequence of record dicts. Text-only records produce no image tokens and no pixels, so they can
+share a batch with image records.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -14,13 +17,18 @@ from PIL import Image
 
 from llava_core.data.conversation import render
 from llava_core.data.images import process_image
+from llava_core.data.index import modality_length
 from llava_core.data.tokenize import IGNORE_INDEX, encode
 
 
 class SupervisedDataset(torch.utils.data.Dataset):
-    """LLaVA records -> ``{"input_ids", "labels", "pixel_values", "truncated"}``."""
+    """LLaVA records -> ``{"input_ids", "labels", "pixel_values", "truncated"}``.
 
-    def __init__(self, records: list[dict], image_root: str | Path, *, template: str, aspect: str,
+    ``records``: a :class:`~llava_core.data.index.TrainingIndex` (what training opens) or any
+    sequence whose ``records[i]`` is record ``i`` as a dict (a list, in tests).
+    """
+
+    def __init__(self, records: Sequence[dict], image_root: str | Path, *, template: str, aspect: str,
                  tokenizer, image_processor, num_image_tokens: int, max_length: int, truncation: str = "text"):
         self.records, self.image_root = records, Path(image_root)
         self.template, self.aspect = template, aspect
@@ -44,12 +52,15 @@ class SupervisedDataset(torch.utils.data.Dataset):
                 "pixel_values": pixels, "truncated": enc.truncated}
 
     def modality_lengths(self) -> list[int]:
-        """Word counts, positive for image records and negative for text-only ones (upstream's rule)."""
-        out = []
-        for rec in self.records:
-            n = sum(len(t["value"].split()) for t in rec["conversations"])
-            out.append(n if "image" in rec else -n)
-        return out
+        """Word counts, positive for image records and negative for text-only ones (upstream's rule).
+
+        A training index has them precomputed (one column, no record decoded); any other sequence
+        is walked record by record.
+        """
+        precomputed = getattr(self.records, "modality_lengths", None)
+        if precomputed is not None:
+            return precomputed()
+        return [modality_length(rec) for rec in self.records]
 
 
 class Collator:

@@ -151,7 +151,10 @@ def shard_range(total: int, shard: int, num_shards: int) -> range:
 
 
 def shard_file(out_dir: Path, shard: int, num_shards: int) -> Path:
-    return Path(out_dir) / "shards" / f"{shard}_of_{num_shards}.jsonl"
+    """Where the ``shard``-th of ``num_shards`` generation jobs writes its answers (the plan's layout)."""
+    from llava_core.plan.layout import shard_answers
+
+    return Path(shard_answers(str(out_dir), shard, num_shards))
 
 
 # ----------------------------------------------------------------------------- resuming

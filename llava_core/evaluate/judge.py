@@ -34,7 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from llava_core.config.compose import JUDGED_BENCHMARKS as JUDGED
+from llava_core.evaluate.benchmarks import REGISTRY, get_benchmark
 from llava_core.io import FormatError, read_json, read_jsonl, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
@@ -367,16 +367,14 @@ def _safe(name: str) -> str:
 def judge_llava_bench(judge: Judge, eval_root: Path, answers: list[dict], out_dir: Path, passes: int,
                       progress: Callable[[str], None] | None = None) -> list[Path]:
     """One ``eval_gpt_review_bench.py``-format review jsonl per pass; returns their paths."""
-    from llava_core.evaluate.benchmarks.llava_bench import QUESTION_FILE, LLaVABench
+    from llava_core.evaluate.benchmarks.llava_bench import LLaVABench
 
-    root = LLaVABench().root(eval_root)
-    questions = read_jsonl(root / QUESTION_FILE)
-    for path in (root / "context.jsonl", root / "answers_gpt4.jsonl"):
-        if not path.is_file():
-            raise FormatError(path, None, "needed by the LLaVA-Bench judge",
-                              "context.jsonl and answers_gpt4.jsonl come with HF liuhaotian/llava-bench-in-the-wild")
-    contexts = {c["image"]: c for c in read_jsonl(root / "context.jsonl")}
-    references = {str(a["question_id"]): a for a in read_jsonl(root / "answers_gpt4.jsonl")}
+    bench = LLaVABench()
+    question_file = bench.require(eval_root, "questions")
+    questions = read_jsonl(question_file)
+    context_file, reference_file = bench.require(eval_root, "context"), bench.require(eval_root, "references")
+    contexts = {c["image"]: c for c in read_jsonl(context_file)}
+    references = {str(a["question_id"]): a for a in read_jsonl(reference_file)}
     by_id = {str(a["question_id"]): a for a in answers}
     cfg = judge.cfg
     paths = []
@@ -385,14 +383,14 @@ def judge_llava_bench(judge: Judge, eval_root: Path, answers: list[dict], out_di
         for idx, q in enumerate(questions):
             qid = str(q["question_id"])
             if qid not in by_id or qid not in references:
-                raise FormatError(root / QUESTION_FILE, idx + 1, f"question {qid!r} has no "
+                raise FormatError(question_file, idx + 1, f"question {qid!r} has no "
                                   f"{'model answer' if qid not in by_id else 'GPT-4 reference answer'}")
             category = "llava_bench_" + q["category"]
             if category not in LLAVA_BENCH_RULES:
-                raise FormatError(root / QUESTION_FILE, idx + 1, f"category {q['category']!r} has no judge rule",
+                raise FormatError(question_file, idx + 1, f"category {q['category']!r} has no judge rule",
                                   "expected conv, detail or complex")
             if q["image"] not in contexts:
-                raise FormatError(root / "context.jsonl", None, f"no context for image {q['image']!r}")
+                raise FormatError(context_file, None, f"no context for image {q['image']!r}")
             ref, ans = references[qid], by_id[qid]
             captions = contexts[q["image"]]["caption"]  # a string in the HF files; a list is joined
             content = llava_bench_content([captions] if isinstance(captions, str) else captions, q["text"], ref["text"], ans["text"],
@@ -415,9 +413,9 @@ def judge_llava_bench(judge: Judge, eval_root: Path, answers: list[dict], out_di
 def judge_mm_vet(judge: Judge, eval_root: Path, answers: list[dict], out_dir: Path, passes: int,
                  model_name: str = "llava", progress: Callable[[str], None] | None = None) -> list[Path]:
     """The official grader's ``<model>_<judge>-grade-<passes>runs.json``; returns ``[path]``."""
-    from llava_core.evaluate.benchmarks.mm_vet import METADATA_FILE, MMVet, grader_key
+    from llava_core.evaluate.benchmarks.mm_vet import MMVet, grader_key
 
-    meta_path = MMVet().root(eval_root) / METADATA_FILE
+    meta_path = MMVet().path(eval_root, "metadata")
     if not meta_path.is_file():
         raise FormatError(meta_path, None, "needed by the MM-Vet judge (questions, ground truths, capabilities)",
                           "mm-vet.json comes with mm-vet.zip")
@@ -453,8 +451,9 @@ def judge_mm_vet(judge: Judge, eval_root: Path, answers: list[dict], out_dir: Pa
 def judge_benchmark(cfg, benchmark: str, eval_root: Path, answers: list[dict], out_dir: Path,
                     model_name: str = "llava", backend=None) -> tuple[list[Path], Judge]:
     """Judge ``answers`` of a judged benchmark; returns the review files the scorer reads, and the judge."""
-    if benchmark not in JUDGED:
-        raise ValueError(f"{benchmark} is not judged (judged: {', '.join(JUDGED)})")
+    if not get_benchmark(benchmark).judged:
+        judged = [name for name in REGISTRY if get_benchmark(name).judged]
+        raise ValueError(f"{benchmark} is not judged (judged: {', '.join(judged)})")
     judge = Judge(cfg, Path(out_dir) / CACHE_FILE, backend=backend)
     fn = judge_llava_bench if benchmark == "llava_bench" else judge_mm_vet
     kwargs = {"model_name": model_name} if benchmark == "mm_vet" else {}

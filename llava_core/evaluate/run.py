@@ -14,7 +14,7 @@ from pathlib import Path
 from llava_core.data.formats import read_answers, write_answers
 from llava_core.evaluate.benchmarks import get_benchmark
 from llava_core.evaluate.generate import answer_questions, shard_file, shard_range
-from llava_core.evaluate.judge import JUDGED, judge_benchmark, judge_params
+from llava_core.evaluate.judge import judge_benchmark, judge_params
 from llava_core.io import FormatError, write_json
 
 log = logging.getLogger(__name__)
@@ -37,9 +37,9 @@ def load_for_eval(model_dir: Path, dtype: str):
     """
     import torch
 
-    from llava_core.model.build import load_trained
+    from llava_core.model.checkpoints import load_llava
 
-    parts = load_trained(model_dir, dtype)
+    parts = load_llava(model_dir, dtype)
     if torch.cuda.is_available():
         parts.model.to("cuda")
     elif dtype != "fp32":
@@ -111,7 +111,7 @@ def score_answers(cfg, name: str, answers: list[dict], *, eval_root: Path, out_d
     """Judge (for LLaVA-Bench and MM-Vet) and score ``answers``; write scores.json and log to ``run``."""
     bench = get_benchmark(name)
     reviews, judge_info = None, None
-    if name in JUDGED and cfg.evaluation.judge.kind != "none":
+    if get_benchmark(name).judged and cfg.evaluation.judge.kind != "none":
         jcfg = cfg.evaluation.judge
         reviews, judge = judge_benchmark(jcfg, name, eval_root, answers, out_dir, model_name=cfg.name,
                                          backend=judge_backend)
@@ -119,9 +119,9 @@ def score_answers(cfg, name: str, answers: list[dict], *, eval_root: Path, out_d
                       "passes": jcfg.passes, "reviews": [str(p) for p in reviews], "requests": judge.requests,
                       "cached": judge.cached}
         run.log_params(judge_params(jcfg, judge))
-    result = bench.score(eval_root, answers, out_dir=out_dir, reviews=reviews)
+    score = bench.score(eval_root, answers, out_dir=out_dir, reviews=reviews)
     result = {"benchmark": name, "title": bench.title, "paper_column": bench.paper_column,
-              "num_questions": num_questions, **result}
+              "num_questions": num_questions, **score.to_dict()}
     if judge_info:
         result["judge"] = judge_info
     write_json(Path(out_dir) / "scores.json", result)

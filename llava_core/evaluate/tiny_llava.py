@@ -32,7 +32,7 @@ CORPUS = ["A chat between a curious user and an artificial intelligence assistan
 
 def build_tiny_llava(folder: Path, seed: int = 0, save_to: Path | None = None):
     """Random tiny LLaVA parts (fp32) built under ``folder``; ``save_to`` also writes the
-    transformers-layout model folder that :func:`llava_core.model.build.load_trained` reads."""
+    transformers-layout model folder that :func:`llava_core.model.checkpoints.load_llava` reads."""
     from llava_core.model.build import build_llava
     from llava_core.model.tiny import build_tiny_parts
 

@@ -210,10 +210,3 @@ def load_projector(model: LlavaForConditionalGeneration, path: Path) -> None:
         mapped[f"{expected[prefix]}.{param}"] = tensor
     proj = model.model.multi_modal_projector
     proj.load_state_dict({k: v.to(proj.linear_1.weight.dtype) for k, v in mapped.items()}, strict=not linear)
-
-
-def load_trained(model_dir: str | Path, dtype: str = "auto") -> LlavaParts:
-    """Load a stage-2 checkpoint (transformers layout); see :func:`llava_core.model.checkpoints.load_llava`."""
-    from llava_core.model.checkpoints import load_llava
-
-    return load_llava(model_dir, dtype)

@@ -36,6 +36,7 @@ import urllib.request
 import zipfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 from urllib.parse import urlparse
@@ -368,9 +369,20 @@ def _present(src: Source, dest: Path, locked: dict | None, lock_path: Path) -> d
     return None
 
 
-def _fetch_source(src: Source, mirror: str | None, base_url: str | None, data_dir: Path, locked: dict | None,
-                  lock_path: Path, progress: bool) -> dict:
-    """Make one source present and verified; return its lock entry."""
+@dataclass(frozen=True)
+class FetchSettings:
+    """What every source of one download run shares: where from, where to, the lock, progress bars."""
+
+    mirror: str | None
+    base_url: str | None
+    data_dir: Path
+    lock_path: Path
+    progress: bool
+
+
+def _fetch_source(src: Source, locked: dict | None, how: FetchSettings) -> dict:
+    """Make one source present and verified (``locked``: its lock entry, if any); return its lock entry."""
+    mirror, base_url, data_dir, lock_path, progress = how.mirror, how.base_url, how.data_dir, how.lock_path, how.progress
     if locked and locked.get("adopted"):
         lock_sha = None  # an adopted entry vouches for what was found, not for any download
     else:
@@ -460,8 +472,8 @@ def download_sources(sources: list[Source], data_dir: Path, lock_path: Path, *, 
     errors: dict[str, BaseException] = {}
     with tqdm(total=len(sources), desc="sources", unit="src", disable=not progress) as bar, \
             ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = {pool.submit(_fetch_source, src, mirror, base_url, data_dir, locked.get(src.name),
-                               lock_path, progress): src for src in sources}
+        how = FetchSettings(mirror, base_url, data_dir, lock_path, progress)
+        futures = {pool.submit(_fetch_source, src, locked.get(src.name), how): src for src in sources}
         for fut in as_completed(futures):
             src = futures[fut]
             try:

@@ -17,6 +17,7 @@ held in memory.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import multiprocessing
@@ -117,7 +118,7 @@ def _record_id(rec: dict | None, index: int) -> str:
 def filter_records(records_path: Path, image_root: Path, out_path: Path, *, workers: int = 1,
                    dedupe: bool = True, check_images: bool = True,
                    eval_overlap: Callable[[str, int], str | None] | None = None, overlap_mode: str = "off",
-                   progress: bool = True) -> dict:
+                   index_path: Path | None = None, progress: bool = True) -> dict:
     """Write the usable records of ``records_path`` to ``out_path``; return a manifest of drops.
 
     Each distinct image file is checked once, however many records share it (VQA sources ask
@@ -125,6 +126,8 @@ def filter_records(records_path: Path, image_root: Path, out_path: Path, *, work
     ``eval_overlap(sha256, dhash)`` names the kind of match ("exact" or "perceptual") of a training
     image with the evaluation images, or None; ``overlap_mode`` "report" counts such records,
     "drop" also removes them. Every dropped record is listed in ``<out>.dropped.jsonl``.
+    With ``index_path``, the kept records are also written there as a training index
+    (``llava_core/data/index.py``), in the same pass and from the same JSON text.
     """
     records_path, image_root, out_path = Path(records_path), Path(image_root), Path(out_path)
     if overlap_mode not in OVERLAP_MODES:
@@ -165,7 +168,14 @@ def filter_records(records_path: Path, image_root: Path, out_path: Path, *, work
     seen: set[bytes] = set()
     kept = 0
     dropped_path = out_path.with_name(out_path.stem + ".dropped.jsonl")
-    with atomic_write(out_path) as out, atomic_write(dropped_path) as drops:
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(atomic_write(out_path))
+        drops = stack.enter_context(atomic_write(dropped_path))
+        index = None
+        if index_path is not None:
+            from llava_core.data.index import TrainingIndexWriter
+
+            index = stack.enter_context(TrainingIndexWriter(index_path, progress=progress))
         out.write("[")
         for i, rec in tqdm(iter_llava_records(records_path), total=n_records, desc=f"writing {out_path.name}",
                            unit="rec", disable=not progress):
@@ -187,7 +197,10 @@ def filter_records(records_path: Path, image_root: Path, out_path: Path, *, work
                     why = DUPLICATE if key in seen else None
                     seen.add(key)
             if why is None:
-                out.write((", " if kept else "") + json.dumps(rec, ensure_ascii=False))
+                text = json.dumps(rec, ensure_ascii=False)
+                out.write((", " if kept else "") + text)
+                if index is not None:
+                    index.add(rec, text)
                 kept += 1
                 continue
             reasons[why] += 1

@@ -11,6 +11,8 @@ import time
 
 from transformers import TrainerCallback
 
+from llava_core.exit_codes import PREEMPTED
+
 log = logging.getLogger(__name__)
 
 
@@ -44,13 +46,6 @@ class TrackingCallback(TrainerCallback):
 
 
 # ----------------------------------------------------------------------------- preemption
-PREEMPTED_EXIT_CODE = 75
-"""Exit status of a stage that stopped on SIGTERM/SIGUSR1 after saving a checkpoint.
-
-75 is ``EX_TEMPFAIL`` of sysexits.h ("temporary failure, try again"): the job can be requeued
-and the rerun resumes from the checkpoint. Any other non-zero status is a real failure.
-"""
-
 PREEMPT_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
 
@@ -58,7 +53,7 @@ class Preempted(SystemExit):
     """Raised by the runner after a signal-triggered checkpoint; the process exits with 75."""
 
     def __init__(self, message: str):
-        super().__init__(PREEMPTED_EXIT_CODE)
+        super().__init__(PREEMPTED)
         self.message = message
 
     def __str__(self) -> str:
@@ -115,7 +110,7 @@ class PreemptionCallback(TrainerCallback):
             control.should_save = True
             control.should_training_stop = True
             log.warning("%s received: saving a checkpoint at step %d and stopping (exit %d)",
-                        self.received or "a signal on another rank", state.global_step, PREEMPTED_EXIT_CODE)
+                        self.received or "a signal on another rank", state.global_step, PREEMPTED)
         return control
 
 

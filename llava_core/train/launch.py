@@ -140,7 +140,7 @@ def run_launched(cmd: list[str], marker: Path | None = None) -> int:
     Returns the child's status, except 75 when the workers stopped for a signal (``marker``, the
     runner's ``preempted.json``, was written during this run, or this process was signalled).
     """
-    from llava_core.train.callbacks import PREEMPTED_EXIT_CODE
+    from llava_core.exit_codes import PREEMPTED
 
     log.info("launching: %s", " ".join(cmd))
     started = time.time()
@@ -168,7 +168,7 @@ def run_launched(cmd: list[str], marker: Path | None = None) -> int:
             signal.signal(sig, prev)
     preempted = marker is not None and marker.exists() and marker.stat().st_mtime >= started - 1
     if rc != 0 and (preempted or got):
-        return PREEMPTED_EXIT_CODE
+        return PREEMPTED
     return rc
 
 

@@ -5,7 +5,7 @@ Stage 1 (``pretrain``) trains the fresh projector and writes ``mm_projector.bin`
 transformers LLaVA checkpoint (LoRA merged in). A killed stage resumes from its last Trainer
 checkpoint under ``<out>/checkpoints`` (the newest complete one) and, with the same seed,
 reaches the same weights as an uninterrupted run. On SIGTERM/SIGUSR1 a stage saves a checkpoint
-at the next step boundary and exits with status 75 (see ``callbacks.PREEMPTED_EXIT_CODE``).
+at the next step boundary and exits with status 75 (see ``llava_core.exit_codes.PREEMPTED``).
 """
 
 from __future__ import annotations
@@ -15,14 +15,17 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import Trainer, TrainingArguments, set_seed
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from llava_core.data.dataset import Collator, SupervisedDataset
-from llava_core.data.formats import read_llava_records
+from llava_core.data.index import open_training_index
+from llava_core.exit_codes import PREEMPTED
 from llava_core.io import write_json
 from llava_core.model.build import (
     build_llava,
@@ -31,15 +34,18 @@ from llava_core.model.build import (
     save_projector,
     set_trainable,
 )
+from llava_core.plan.layout import outputs
 from llava_core.train.arguments import training_arguments
 from llava_core.train.callbacks import (
-    PREEMPTED_EXIT_CODE,
     Preempted,
     PreemptionCallback,
     TestHooksCallback,
     TrackingCallback,
 )
 from llava_core.train.sampler import ModalityLengthSampler
+
+#: Writes a trained model into a stage's output folder: ``(model, parts, out_dir) -> None``.
+SaveOutputs = Callable[[Any, Any, Path], None]
 
 log = logging.getLogger(__name__)
 
@@ -179,13 +185,11 @@ def _to_module_keys(model, saved: dict) -> dict:
 
 
 def _apply_lora(model, lora_cfg):
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
 
-    # Only the LLM's linear layers: a bare ["q_proj", ...] list would also match CLIP attention.
-    pattern = r".*language_model.*\.(" + "|".join(lora_cfg.target_modules) + r")$"
-    peft_cfg = LoraConfig(r=lora_cfg.r, lora_alpha=lora_cfg.alpha, lora_dropout=lora_cfg.dropout,
-                          bias=lora_cfg.bias, target_modules=pattern, task_type="CAUSAL_LM")
-    model = get_peft_model(model, peft_cfg)
+    from llava_core.train.lora import lora_config
+
+    model = get_peft_model(model, lora_config(lora_cfg))
     for name, p in model.named_parameters():
         if "multi_modal_projector" in name:
             p.requires_grad_(True)
@@ -193,14 +197,19 @@ def _apply_lora(model, lora_cfg):
     return model
 
 
-def train_stage(cfg, stage: str, *, data_dir: Path, out_dir: Path, run, init_dir: Path | None = None,
-                records_path: Path | None = None) -> dict:
-    """Train ``stage`` ("pretrain" or "finetune") and write its outputs into ``out_dir``."""
+def train_stage(cfg, stage: str, *, data_dir: Path, out_dir: Path, run, save_outputs: SaveOutputs,
+                init_dir: Path | None = None, records_path: Path | None = None) -> dict:
+    """Train ``stage`` ("pretrain" or "finetune") and write its outputs into ``out_dir``.
+
+    ``save_outputs(model, parts, out_dir)`` writes the trained model in the stage's output form
+    (:func:`save_stage1` for stage 1, ``llava_core.train.finetune_outputs.save_stage2`` for stage 2);
+    the caller picks it, so stage 1's code never imports stage 2's checkpoint writer.
+    """
     st = cfg[stage]
     preempt = PreemptionCallback().install()  # early: a signal while the model loads is kept
     try:
         return _train_stage(cfg, stage, st, preempt, data_dir=data_dir, out_dir=out_dir, run=run,
-                            init_dir=init_dir, records_path=records_path)
+                            init_dir=init_dir, records_path=records_path, save_outputs=save_outputs)
     finally:
         preempt.uninstall()
 
@@ -246,7 +255,7 @@ def last_complete_checkpoint(ckpt_dir: Path) -> str | None:
 
 
 def _train_stage(cfg, stage: str, st, preempt: PreemptionCallback, *, data_dir: Path, out_dir: Path, run,
-                 init_dir: Path | None, records_path: Path | None) -> dict:
+                 init_dir: Path | None, records_path: Path | None, save_outputs: SaveOutputs) -> dict:
     set_seed(cfg.seed)
     on_gpu = torch.cuda.is_available()
     parts = build_llava(cfg.model, data_dir)
@@ -262,9 +271,11 @@ def _train_stage(cfg, stage: str, st, preempt: PreemptionCallback, *, data_dir: 
     log.info("%s: trainable parameters %s", stage, json.dumps(counts))
     run.log_metrics(counts)
 
-    records_path = records_path or data_dir / "filtered" / f"{stage}.json"
+    # The filter stage's memory-mapped index (ranks of a node share its pages); a JSON records
+    # file passed as records_path is read into an in-memory index instead.
+    records = open_training_index(records_path or outputs("filter", str(data_dir))[f"{stage}_index"])
     image_root = data_dir / (cfg.data.pretrain_images if stage == "pretrain" else cfg.data.finetune_images)
-    dataset = SupervisedDataset(read_llava_records(records_path), image_root, template=st.template,
+    dataset = SupervisedDataset(records, image_root, template=st.template,
                                 aspect=st.image_aspect_ratio, tokenizer=tokenizer,
                                 image_processor=parts.image_processor, num_image_tokens=parts.num_image_tokens,
                                 max_length=cfg.model.model_max_length, truncation=st.truncation)
@@ -312,7 +323,7 @@ def _train_stage(cfg, stage: str, st, preempt: PreemptionCallback, *, data_dir: 
                     cfg.model.model_max_length)
     with _gathered_parameters(trainer):  # every rank: under ZeRO-3 this is a collective
         if trainer.is_world_process_zero():
-            _save_outputs(trainer.model, parts, stage, st, out_dir)
+            save_outputs(trainer.model, parts, out_dir)
             write_json(out_dir / "metrics.json", {**summary, **counts, "loss_history": losses})
     return summary
 
@@ -353,19 +364,10 @@ def _preempted(trainer, run, preempt: PreemptionCallback, stage: str, out_dir: P
             dist.barrier()  # no rank may exit (and get its peers killed) while another still writes
     msg = (f"{stage}: {preempt.received or 'signal on another rank'} -> checkpoint at step {step} "
            f"of {trainer.state.max_steps} in {trainer.args.output_dir}; rerun to resume")
-    log.warning("%s (exit %d)", msg, PREEMPTED_EXIT_CODE)
+    log.warning("%s (exit %d)", msg, PREEMPTED)
     raise Preempted(msg)
 
 
-def _save_outputs(model, parts, stage: str, st, out_dir: Path) -> None:
-    if stage == "pretrain":
-        save_projector(model, out_dir / "mm_projector.bin")
-        return
-    from llava_core.model.checkpoints import save_llava, save_non_lora_trainables
-
-    if st.tune == "lora":
-        model.save_pretrained(out_dir / "adapter")
-        save_non_lora_trainables(model, out_dir / "adapter")  # the projector, which PEFT's files omit
-        model = model.merge_and_unload()
-    save_llava(model, parts.tokenizer, parts.image_processor, out_dir / "model",
-               vision_feature_select_strategy=model.config.vision_feature_select_strategy)
+def save_stage1(model, parts, out_dir: Path) -> None:
+    """Stage 1's output: the trained projector (``mm_projector.bin``, the original's file)."""
+    save_projector(model, Path(outputs("pretrain", str(out_dir))["projector"]))

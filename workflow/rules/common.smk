@@ -1,7 +1,7 @@
-# Shared state of the workflow: the experiments, their plans (from `llava-core plan`), the
-# rerun triggers (a digest of each stage's resolved config and of the code it runs) and the
-# resources each job asks for.
-import hashlib
+# Shared state of the workflow: the experiments and their plans. `llava-core plan` is the only
+# source of stage facts: every output path, log and benchmark file, the rerun triggers (a digest
+# of each stage's resolved config and of the code its entry point imports) and the resources of
+# every job. The helpers below look them up; the rules hard-code none.
 import json
 import re
 import shlex
@@ -15,7 +15,6 @@ from snakemake.utils import validate
 
 validate(config, "../schemas/config.schema.yaml")
 
-ROOT = Path(workflow.main_snakefile).resolve().parent
 RESULTS = config["results"].rstrip("/")
 LLAVA = config["llava_core"]
 
@@ -48,7 +47,8 @@ def _overrides_file(experiment):
 
 
 def _plan(experiment):
-    cmd = [*shlex.split(LLAVA), "plan", experiment, *[a for o in OVERRIDES for a in ("-o", o)]]
+    cmd = [*shlex.split(LLAVA), "plan", experiment, "--results", RESULTS,
+           *[a for o in OVERRIDES for a in ("-o", o)]]
     try:
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     except FileNotFoundError:
@@ -63,6 +63,8 @@ def _plan(experiment):
 with ThreadPoolExecutor(max_workers=4) as _pool:
     PLANS = dict(zip(EXPERIMENTS, _pool.map(_plan, EXPERIMENTS)))
 OVERRIDES_FILE = {e: _overrides_file(e) for e in EXPERIMENTS}
+# Output, log and benchmark-file patterns of every job, with wildcards (the same in every plan).
+LAYOUT = PLANS[EXPERIMENTS[0]]["layout"]
 
 # Experiments sharing a dataset name share its download and filter jobs, so they must agree
 # on how the dataset is defined.
@@ -73,10 +75,14 @@ for _exp, _p in PLANS.items():
         raise WorkflowError(f"experiments {_first!r} and {_exp!r} define dataset {_p['dataset']!r} "
                             "differently; give one of them another data.name")
 
+# (experiment, kind, benchmark) -> the plan's entry for that stage.
+STAGES = {(e, st["kind"], st["benchmark"]): st for e, p in PLANS.items() for st in p["stages"].values()}
+
 
 wildcard_constraints:
     experiment="|".join(re.escape(e) for e in EXPERIMENTS),
     dataset="|".join(re.escape(d) for d in DATASETS),
+    benchmark="|".join(re.escape(b) for b in sorted({b for p in PLANS.values() for b in p["benchmarks"]})),
 
 
 def common_params(experiment_of=lambda w: w.experiment):
@@ -93,42 +99,49 @@ def data_experiment(dataset):
     return DATASETS[dataset]
 
 
+def experiment_of(w):
+    """The experiment a job's config comes from (a dataset job's: see data_experiment)."""
+    return data_experiment(w.dataset) if "dataset" in w.keys() else w.experiment
+
+
+def stage_plan(kind, w):
+    """The plan's entry for the stage of kind ``kind`` of job ``w``'s experiment (for an
+    evaluation, of the job's benchmark)."""
+    bench = getattr(w, "benchmark", None)
+    return STAGES.get((experiment_of(w), kind, bench)) or STAGES[(experiment_of(w), kind, None)]
+
+
+def fact(kind, key):
+    """A fact of the job's stage from the plan (a digest, a folder, a list of inputs)."""
+    return lambda w: stage_plan(kind, w)[key]
+
+
+def outputs(job):
+    """The output patterns of ``job`` from the layout (folders marked as such)."""
+    return {name: directory(path) if name in LAYOUT[job]["folders"] else path
+            for name, path in LAYOUT[job]["outputs"].items()}
+
+
+def output_of(job, name):
+    """One output pattern of another job, as an input."""
+    return LAYOUT[job]["outputs"][name]
+
+
+def log_of(job):
+    return LAYOUT[job]["log"]
+
+
+def benchmark_of(job):
+    return LAYOUT[job]["benchmark"]
+
+
+def dataset_output(job, name):
+    """An output of a dataset job, as an input of an experiment's job."""
+    return lambda w: output_of(job, name).format(dataset=dataset_of(w.experiment))
+
+
 def benchmarks_of(experiment):
     return PLANS[experiment]["benchmarks"]
-
-
-def stage_hash(experiment, stage):
-    return PLANS[experiment]["stages"][stage]["hash"]
-
-
-def resource(experiment, stage, key):
-    return PLANS[experiment]["stages"][stage]["resources"][key]
-
-
-def num_shards(experiment, benchmark):
-    return PLANS[experiment]["stages"][f"eval/{benchmark}"].get("num_shards", 1)
-
-
-def generation_hash(experiment, stage):
-    """The rerun trigger of a shard job: the stage config less the judge and the shard count."""
-    st = PLANS[experiment]["stages"][stage]
-    return st.get("generation_hash", st["hash"])
-
-
-def merge_needs_eval_resources(experiment, benchmark):
-    """A merge job judging with a local model needs the eval GPU; any other merge job does not."""
-    return PLANS[experiment]["stages"][f"eval/{benchmark}"].get("local_judge", False)
-
-
-def eval_shards(w):
-    return num_shards(w.experiment, w.benchmark)
-
-
-def shard_answers(w):
-    n = eval_shards(w)
-    if n == 1:
-        return []
-    return [f"{RESULTS}/{w.experiment}/eval/{w.benchmark}/shards/{k}_of_{n}.jsonl" for k in range(n)]
 
 
 RETRY_GROWTH = 0.5
@@ -144,77 +157,32 @@ def on_retry(base):
     return lambda w, attempt: int(base(w) * (1 + RETRY_GROWTH * (attempt - 1)))
 
 
-def evaluate_resource(key):
-    """A merge job only concatenates and scores: a small CPU job, unless a local judge runs in it."""
-
+def _job(kind, job, key):
     def get(w):
-        if eval_shards(w) > 1 and not merge_needs_eval_resources(w.experiment, w.benchmark):
-            return {"gpus": 0, "cpus": 1, "mem_mb": 4000, "runtime": 30}[key]
-        return resource(w.experiment, f"eval/{w.benchmark}", key)
+        jobs = PLANS[EXPERIMENTS[0]]["summary"]["jobs"] if kind is None else stage_plan(kind, w)["jobs"]
+        return jobs[job][key]
 
     return get
 
 
-# Code each stage runs: editing it reruns that stage (and, through its outputs, what follows).
-# Content digests, not mtimes, so a fresh checkout reruns nothing.
-CODE = {
-    "synthesize": ["llava_core/data/synthetic.py", "llava_core/model/tiny.py", "llava_core/io.py"],
-    "download": ["llava_core/prepare/sources.py", "llava_core/prepare/download.py", "llava_core/prepare/crawl.py",
-                 "llava_core/prepare/stage.py", "llava_core/io.py"],
-    "filter": ["llava_core/prepare/filter.py", "llava_core/prepare/overlap.py", "llava_core/prepare/balance.py",
-               "llava_core/prepare/stage.py", "llava_core/prepare/lengths.py", "llava_core/data/formats.py",
-               "llava_core/data/conversation.py", "llava_core/data/tokenize.py", "llava_core/data/inspect.py",
-               "llava_core/io.py"],
-    "train": ["llava_core/train", "llava_core/model/build.py", "llava_core/model/training_forward.py",
-              "llava_core/model/checkpoints.py", "llava_core/data/conversation.py",
-              "llava_core/data/tokenize.py", "llava_core/data/images.py", "llava_core/data/dataset.py",
-              "llava_core/data/formats.py"],
-    "eval": ["llava_core/evaluate/generate.py", "llava_core/evaluate/run.py", "llava_core/evaluate/judge.py",
-             "llava_core/evaluate/benchmarks/base.py", "llava_core/evaluate/benchmarks/__init__.py",
-             "llava_core/evaluate/benchmarks/answer_processing.py", "llava_core/model/build.py",
-             "llava_core/model/training_forward.py", "llava_core/model/checkpoints.py",
-             "llava_core/data/conversation.py", "llava_core/data/tokenize.py", "llava_core/data/images.py"],
-    "report": ["llava_core/evaluate/report.py", "llava_core/evaluate/paper.py"],
-}
-_BENCH_FILE = {"mmbench_cn": "mmbench"}
+def job_resources(kind, job=None):
+    """The Snakemake resources of a job, from the plan (memory and time grow on retries)."""
+    job = job or kind
+    res = {key: _job(kind, job, key) for key in ("nodes", "cpus_per_task", "gpu", "gres")}
+    res.update(mem_mb=on_retry(_job(kind, job, "mem_mb")), runtime=on_retry(_job(kind, job, "runtime")))
+    return res
 
 
-def code_hash(group, benchmark=None):
-    paths = list(CODE[group])
-    if benchmark is not None:
-        paths.append(f"llava_core/evaluate/benchmarks/{_BENCH_FILE.get(benchmark, benchmark)}.py")
-    h = hashlib.sha256()
-    for rel in paths:
-        p = ROOT / rel
-        for f in sorted(p.rglob("*.py")) if p.is_dir() else [p]:
-            if f.exists():
-                h.update(str(f.relative_to(ROOT)).encode())
-                h.update(f.read_bytes())
-    return h.hexdigest()[:16]
+def job_threads(kind, job=None):
+    return _job(kind, job or kind, "threads")
+
+
+def report_inputs(w):
+    return [st["outputs"]["scores"] for (e, kind, _), st in STAGES.items()
+            if e == w.experiment and kind == "evaluate"]
 
 
 def download_inputs(w):
     """A synthetic dataset is downloaded from the mirror its synthesize job writes."""
-    if PLANS[data_experiment(w.dataset)]["synthetic"]:
-        return [f"{RESULTS}/data/{w.dataset}/mirror/sources.json"]
-    return []
-
-
-def filtered_manifest(w):
-    return f"{RESULTS}/data/{dataset_of(w.experiment)}/filtered/manifest.json"
-
-
-def train_resources(stage):
-    """Scheduler resources of a training stage, from the experiment's config."""
-    return dict(
-        mem_mb=on_retry(lambda w: resource(w.experiment, stage, "mem_mb")),
-        runtime=on_retry(lambda w: resource(w.experiment, stage, "runtime")),
-        # One node: `gpu` (sbatch --gpus=N, also limits local runs given --resources gpu=N).
-        # Several nodes: `gres` (--gres=gpu:N is per node; --gpus would count the whole job).
-        gpu=lambda w: resource(w.experiment, stage, "gpus") if resource(w.experiment, stage, "nodes") == 1 else 0,
-        gres=lambda w: (f"gpu:{resource(w.experiment, stage, 'gpus')}"
-                        if resource(w.experiment, stage, "nodes") > 1 and resource(w.experiment, stage, "gpus")
-                        else ""),
-        nodes=lambda w: resource(w.experiment, stage, "nodes"),
-        cpus_per_task=lambda w: resource(w.experiment, stage, "cpus"),
-    )
+    exp = data_experiment(w.dataset)
+    return [STAGES[(exp, "synthesize", None)]["outputs"]["sources"]] if PLANS[exp]["synthetic"] else []

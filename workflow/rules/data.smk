@@ -6,24 +6,23 @@
 rule synthesize:
     """Generate the tiny synthetic world and base models, packed as a file:// mirror."""
     output:
-        f"{RESULTS}/data/{{dataset}}/mirror/sources.json",
+        **outputs("synthesize"),
     params:
-        **common_params(lambda w: data_experiment(w.dataset)),
-        experiment=lambda w: data_experiment(w.dataset),
-        config=lambda w: PLANS[data_experiment(w.dataset)]["stages"]["download"]["hash"],
-        code=code_hash("synthesize"),
+        **common_params(experiment_of),
+        experiment=experiment_of,
+        config=fact("synthesize", "config_digest"),
+        code=fact("synthesize", "code_digest"),
     log:
-        f"{RESULTS}/logs/data/{{dataset}}/synthesize.log",
+        log_of("synthesize"),
     benchmark:
-        f"{RESULTS}/benchmarks/data/{{dataset}}/synthesize.tsv"
-    threads: 1
+        benchmark_of("synthesize")
+    threads: job_threads("synthesize")
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **job_resources("synthesize"),
     conda:
         "../../envs/llava-core.yaml"
     shell:
-        "{params.llava} synthesize {params.experiment} --overrides-file {params.overrides} --out $(dirname {output}) > {log} 2>&1"
+        "{params.llava} synthesize {params.experiment} --overrides-file {params.overrides} --out $(dirname {output.sources}) > {log} 2>&1"
 
 
 rule download:
@@ -32,52 +31,47 @@ rule download:
     input:
         download_inputs,
     output:
-        f"{RESULTS}/data/{{dataset}}/download.json",
+        **outputs("download"),
     params:
-        **common_params(lambda w: data_experiment(w.dataset)),
-        experiment=lambda w: data_experiment(w.dataset),
-        config=lambda w: PLANS[data_experiment(w.dataset)]["stages"]["download"]["hash"],
-        code=code_hash("download"),
-        data_dir=lambda w: f"{RESULTS}/data/{w.dataset}",
+        **common_params(experiment_of),
+        experiment=experiment_of,
+        config=fact("download", "config_digest"),
+        code=fact("download", "code_digest"),
+        data_dir=fact("download", "dir"),
         base_url=lambda w, input: (f"--base-url file://{Path(input[0]).resolve().parent}" if input else ""),
     log:
-        f"{RESULTS}/logs/data/{{dataset}}/download.log",
+        log_of("download"),
     benchmark:
-        f"{RESULTS}/benchmarks/data/{{dataset}}/download.tsv"
-    threads: lambda w: resource(data_experiment(w.dataset), "download", "cpus")
+        benchmark_of("download")
+    threads: job_threads("download")
     resources:
-        mem_mb=lambda w: resource(data_experiment(w.dataset), "download", "mem_mb"),
-        runtime=lambda w: resource(data_experiment(w.dataset), "download", "runtime"),
+        **job_resources("download"),
     conda:
         "../../envs/llava-core.yaml"
     shell:
         "{params.llava} download {params.experiment} --overrides-file {params.overrides} --results {params.results} --data-dir {params.data_dir} "
-        "{params.base_url} --workers {threads} --out {output} > {log} 2>&1"
+        "{params.base_url} --workers {threads} --out {output.summary} > {log} 2>&1"
 
 
 rule filter:
     """Drop records with missing or broken images and duplicates; write the training sets."""
     input:
-        f"{RESULTS}/data/{{dataset}}/download.json",
+        output_of("download", "summary"),
     output:
-        manifest=f"{RESULTS}/data/{{dataset}}/filtered/manifest.json",
-        pretrain=f"{RESULTS}/data/{{dataset}}/filtered/pretrain.json",
-        finetune=f"{RESULTS}/data/{{dataset}}/filtered/finetune.json",
+        **outputs("filter"),
     params:
-        **common_params(lambda w: data_experiment(w.dataset)),
-        experiment=lambda w: data_experiment(w.dataset),
-        config=lambda w: stage_hash(data_experiment(w.dataset), "filter"),
-        code=code_hash("filter"),
-        data_dir=lambda w: f"{RESULTS}/data/{w.dataset}",
+        **common_params(experiment_of),
+        experiment=experiment_of,
+        config=fact("filter", "config_digest"),
+        code=fact("filter", "code_digest"),
+        data_dir=fact("filter", "dir"),
     log:
-        f"{RESULTS}/logs/data/{{dataset}}/filter.log",
+        log_of("filter"),
     benchmark:
-        f"{RESULTS}/benchmarks/data/{{dataset}}/filter.tsv"
-    threads: lambda w: resource(data_experiment(w.dataset), "filter", "cpus")
+        benchmark_of("filter")
+    threads: job_threads("filter")
     resources:
-        mem_mb=lambda w: resource(data_experiment(w.dataset), "filter", "mem_mb"),
-        runtime=lambda w: resource(data_experiment(w.dataset), "filter", "runtime"),
-        cpus_per_task=lambda w: resource(data_experiment(w.dataset), "filter", "cpus"),
+        **job_resources("filter"),
     conda:
         "../../envs/llava-core.yaml"
     shell:

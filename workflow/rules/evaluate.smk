@@ -7,29 +7,26 @@
 rule evaluate_shard:
     """Answer the {shard}-th of {n} contiguous chunks of a benchmark's questions."""
     input:
-        model=f"{RESULTS}/{{experiment}}/finetune/model",
-        data=lambda w: f"{RESULTS}/data/{dataset_of(w.experiment)}/download.json",
+        model=output_of("finetune", "model"),
+        data=dataset_output("download", "summary"),
     output:
-        answers=f"{RESULTS}/{{experiment}}/eval/{{benchmark}}/shards/{{shard}}_of_{{n}}.jsonl",
+        **outputs("evaluate_shard"),
     wildcard_constraints:
         shard=r"\d+",
         n=r"\d+",
     params:
         **common_params(),
-        config=lambda w: generation_hash(w.experiment, f"eval/{w.benchmark}"),
-        code=lambda w: code_hash("eval", w.benchmark),
-        data_dir=lambda w: f"{RESULTS}/data/{dataset_of(w.experiment)}",
-        out=lambda w: f"{RESULTS}/{w.experiment}/eval/{w.benchmark}",
+        config=fact("evaluate", "generation_digest"),
+        code=fact("evaluate", "code_digest"),
+        data_dir=lambda w: stage_plan("download", w)["dir"],
+        out=fact("evaluate", "dir"),
     log:
-        f"{RESULTS}/logs/{{experiment}}/eval/{{benchmark}}.shard{{shard}}_of_{{n}}.log",
+        log_of("evaluate_shard"),
     benchmark:
-        f"{RESULTS}/benchmarks/{{experiment}}/eval/{{benchmark}}.shard{{shard}}_of_{{n}}.tsv"
-    threads: lambda w: resource(w.experiment, f"eval/{w.benchmark}", "cpus")
+        benchmark_of("evaluate_shard")
+    threads: job_threads("evaluate", "evaluate_shard")
     resources:
-        mem_mb=on_retry(lambda w: resource(w.experiment, f"eval/{w.benchmark}", "mem_mb")),
-        runtime=on_retry(lambda w: resource(w.experiment, f"eval/{w.benchmark}", "runtime")),
-        gpu=lambda w: resource(w.experiment, f"eval/{w.benchmark}", "gpus"),
-        cpus_per_task=lambda w: resource(w.experiment, f"eval/{w.benchmark}", "cpus"),
+        **job_resources("evaluate", "evaluate_shard"),
     conda:
         "../../envs/llava-core.yaml"
     shell:
@@ -41,29 +38,25 @@ rule evaluate_shard:
 rule evaluate:
     """Answer one benchmark's questions with the stage-2 model (or merge its shards' answers), then score them."""
     input:
-        model=f"{RESULTS}/{{experiment}}/finetune/model",
-        data=lambda w: f"{RESULTS}/data/{dataset_of(w.experiment)}/download.json",
-        shards=shard_answers,
+        model=output_of("finetune", "model"),
+        data=dataset_output("download", "summary"),
+        shards=fact("evaluate", "shard_outputs"),
     output:
-        scores=f"{RESULTS}/{{experiment}}/eval/{{benchmark}}/scores.json",
-        answers=f"{RESULTS}/{{experiment}}/eval/{{benchmark}}/answers.jsonl",
+        **outputs("evaluate"),
     params:
         **common_params(),
-        config=lambda w: stage_hash(w.experiment, f"eval/{w.benchmark}"),
-        code=lambda w: code_hash("eval", w.benchmark),
-        data_dir=lambda w: f"{RESULTS}/data/{dataset_of(w.experiment)}",
-        out=lambda w: f"{RESULTS}/{w.experiment}/eval/{w.benchmark}",
-        merge=lambda w: f"--merge-shards {eval_shards(w)}" if eval_shards(w) > 1 else "",
+        config=fact("evaluate", "config_digest"),
+        code=fact("evaluate", "code_digest"),
+        data_dir=lambda w: stage_plan("download", w)["dir"],
+        out=fact("evaluate", "dir"),
+        merge=lambda w: f"--merge-shards {n}" if (n := stage_plan("evaluate", w)["num_shards"]) > 1 else "",
     log:
-        f"{RESULTS}/logs/{{experiment}}/eval/{{benchmark}}.log",
+        log_of("evaluate"),
     benchmark:
-        f"{RESULTS}/benchmarks/{{experiment}}/eval/{{benchmark}}.tsv"
-    threads: evaluate_resource("cpus")
+        benchmark_of("evaluate")
+    threads: job_threads("evaluate")
     resources:
-        mem_mb=on_retry(evaluate_resource("mem_mb")),
-        runtime=on_retry(evaluate_resource("runtime")),
-        gpu=evaluate_resource("gpus"),
-        cpus_per_task=evaluate_resource("cpus"),
+        **job_resources("evaluate"),
     conda:
         "../../envs/llava-core.yaml"
     shell:

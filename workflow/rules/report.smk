@@ -4,49 +4,45 @@
 rule report:
     """Tabulate an experiment's benchmark scores beside the paper's (md, csv, png)."""
     input:
-        lambda w: expand(f"{RESULTS}/{w.experiment}/eval/{{benchmark}}/scores.json",
-                         benchmark=benchmarks_of(w.experiment)),
+        report_inputs,
     output:
-        md=f"{RESULTS}/{{experiment}}/report.md",
-        csv=f"{RESULTS}/{{experiment}}/report.csv",
-        png=f"{RESULTS}/{{experiment}}/report.png",
+        **outputs("report"),
     params:
         **common_params(),
-        config=lambda w: stage_hash(w.experiment, "report"),
-        code=code_hash("report"),
-        eval_dir=lambda w: f"{RESULTS}/{w.experiment}/eval",
-        out=lambda w: f"{RESULTS}/{w.experiment}",
+        config=fact("report", "config_digest"),
+        code=fact("report", "code_digest"),
+        out=fact("report", "dir"),
     log:
-        f"{RESULTS}/logs/{{experiment}}/report.log",
+        log_of("report"),
     benchmark:
-        f"{RESULTS}/benchmarks/{{experiment}}/report.tsv"
-    threads: 1
+        benchmark_of("report")
+    threads: job_threads("report")
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **job_resources("report"),
     conda:
         "../../envs/llava-core.yaml"
     shell:
         "LLAVA_RULE=report {params.llava} report {wildcards.experiment} --overrides-file {params.overrides} --results {params.results} "
-        "--eval-dir {params.eval_dir} --out {params.out} > {log} 2>&1"
+        "--out {params.out} > {log} 2>&1"
 
 
 rule summary:
     """One table across all listed experiments."""
     input:
-        expand(f"{RESULTS}/{{experiment}}/report.csv", experiment=EXPERIMENTS),
+        [STAGES[(e, "report", None)]["outputs"]["csv"] for e in EXPERIMENTS],
     output:
-        f"{RESULTS}/report.md",
+        **outputs("summary"),
     params:
         llava=LLAVA,
-        code=code_hash("report"),
+        code=PLANS[EXPERIMENTS[0]]["summary"]["code_digest"],
     log:
-        f"{RESULTS}/logs/summary.log",
+        log_of("summary"),
+    benchmark:
+        benchmark_of("summary")
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=5,
+        **job_resources(None, "summary"),
     conda:
         "../../envs/llava-core.yaml"
     shell:
-        "{params.llava} summary {input} --out {output} > {log} 2>&1"
+        "{params.llava} summary {input} --out {output.md} > {log} 2>&1"

@@ -5,23 +5,22 @@
 rule pretrain:
     """Stage 1: train the projector on image-caption pairs (vision tower and LLM frozen)."""
     input:
-        filtered_manifest,
+        dataset_output("filter", "manifest"),
     output:
-        projector=f"{RESULTS}/{{experiment}}/pretrain/mm_projector.bin",
-        metrics=f"{RESULTS}/{{experiment}}/pretrain/metrics.json",
+        **outputs("pretrain"),
     params:
         **common_params(),
-        config=lambda w: stage_hash(w.experiment, "pretrain"),
-        code=code_hash("train"),
-        data_dir=lambda w: f"{RESULTS}/data/{dataset_of(w.experiment)}",
-        out=lambda w: f"{RESULTS}/{w.experiment}/pretrain",
+        config=fact("pretrain", "config_digest"),
+        code=fact("pretrain", "code_digest"),
+        data_dir=lambda w: stage_plan("filter", w)["dir"],
+        out=fact("pretrain", "dir"),
     log:
-        f"{RESULTS}/logs/{{experiment}}/pretrain.log",
+        log_of("pretrain"),
     benchmark:
-        f"{RESULTS}/benchmarks/{{experiment}}/pretrain.tsv"
-    threads: lambda w: resource(w.experiment, "pretrain", "cpus")
+        benchmark_of("pretrain")
+    threads: job_threads("pretrain")
     resources:
-        **train_resources("pretrain"),
+        **job_resources("pretrain"),
     conda:
         "../../envs/llava-core.yaml"
     shell:
@@ -32,26 +31,26 @@ rule pretrain:
 rule finetune:
     """Stage 2: train the LLM (full or LoRA) and the projector on the instruction mixture."""
     input:
-        data=filtered_manifest,
-        projector=f"{RESULTS}/{{experiment}}/pretrain/mm_projector.bin",
+        data=dataset_output("filter", "manifest"),
+        projector=output_of("pretrain", "projector"),
     output:
-        model=directory(f"{RESULTS}/{{experiment}}/finetune/model"),
-        metrics=f"{RESULTS}/{{experiment}}/finetune/metrics.json",
+        **outputs("finetune"),
     params:
         **common_params(),
-        config=lambda w: stage_hash(w.experiment, "finetune"),
-        code=code_hash("train"),
-        data_dir=lambda w: f"{RESULTS}/data/{dataset_of(w.experiment)}",
-        out=lambda w: f"{RESULTS}/{w.experiment}/finetune",
+        config=fact("finetune", "config_digest"),
+        code=fact("finetune", "code_digest"),
+        data_dir=lambda w: stage_plan("filter", w)["dir"],
+        init=lambda w: stage_plan("pretrain", w)["dir"],
+        out=fact("finetune", "dir"),
     log:
-        f"{RESULTS}/logs/{{experiment}}/finetune.log",
+        log_of("finetune"),
     benchmark:
-        f"{RESULTS}/benchmarks/{{experiment}}/finetune.tsv"
-    threads: lambda w: resource(w.experiment, "finetune", "cpus")
+        benchmark_of("finetune")
+    threads: job_threads("finetune")
     resources:
-        **train_resources("finetune"),
+        **job_resources("finetune"),
     conda:
         "../../envs/llava-core.yaml"
     shell:
         "LLAVA_RULE=finetune {params.llava} finetune {wildcards.experiment} --overrides-file {params.overrides} --results {params.results} "
-        "--data-dir {params.data_dir} --init $(dirname {input.projector}) --out {params.out} > {log} 2>&1"
+        "--data-dir {params.data_dir} --init {params.init} --out {params.out} > {log} 2>&1"

@@ -1,32 +1,63 @@
-"""The 12 benchmarks of the LLaVA-1.5 table, by registry name (in the paper's column order)."""
+"""The 12 benchmarks of the LLaVA-1.5 table, by registry name (in the paper's column order).
+
+The registry names each benchmark's module without importing it: config validation needs only the
+names, and an evaluation job imports only its own benchmark's module, so a stage's code digest
+(``llava_core/plan``) covers the benchmark it runs and not the eleven others. Code that needs every
+benchmark imports :mod:`llava_core.evaluate.benchmarks.every`.
+"""
 
 from __future__ import annotations
 
-from llava_core.evaluate.benchmarks.base import Benchmark, EvalQuestion, ReviewsRequired
-from llava_core.evaluate.benchmarks.gqa import GQA
-from llava_core.evaluate.benchmarks.llava_bench import LLaVABench
-from llava_core.evaluate.benchmarks.mm_vet import MMVet
-from llava_core.evaluate.benchmarks.mmbench import MMBench, MMBenchCN
-from llava_core.evaluate.benchmarks.mme import MME
-from llava_core.evaluate.benchmarks.pope import POPE
-from llava_core.evaluate.benchmarks.scienceqa import ScienceQA
-from llava_core.evaluate.benchmarks.seed_bench import SEEDBench
-from llava_core.evaluate.benchmarks.textvqa import TextVQA
-from llava_core.evaluate.benchmarks.vizwiz import VizWiz
-from llava_core.evaluate.benchmarks.vqav2 import VQAv2
+import importlib
+from collections.abc import Iterator, Mapping
+from functools import cache
+from typing import TYPE_CHECKING
 
-BENCHMARKS: dict[str, Benchmark] = {
-    b.name: b for b in (VQAv2(), GQA(), VizWiz(), ScienceQA(), TextVQA(), POPE(), MME(), MMBench(), MMBenchCN(),
-                        SEEDBench(), LLaVABench(), MMVet())
+if TYPE_CHECKING:
+    from llava_core.evaluate.benchmarks.base import Benchmark
+
+#: name -> "module:Class" inside this package.
+REGISTRY: dict[str, str] = {
+    "vqav2": "vqav2:VQAv2", "gqa": "gqa:GQA", "vizwiz": "vizwiz:VizWiz", "scienceqa": "scienceqa:ScienceQA",
+    "textvqa": "textvqa:TextVQA", "pope": "pope:POPE", "mme": "mme:MME", "mmbench": "mmbench:MMBench",
+    "mmbench_cn": "mmbench:MMBenchCN", "seed_bench": "seed_bench:SEEDBench", "llava_bench": "llava_bench:LLaVABench",
+    "mm_vet": "mm_vet:MMVet",
 }
 
 
+def _known(name: str) -> str:
+    if name not in REGISTRY:
+        raise ValueError(f"unknown benchmark {name!r}; allowed: {', '.join(REGISTRY)}")
+    return REGISTRY[name]
+
+
+def benchmark_module(name: str) -> str:
+    """The module defining benchmark ``name`` (``llava_core.evaluate.benchmarks.pope``), not imported."""
+    return f"{__name__}.{_known(name).partition(':')[0]}"
+
+
+@cache
 def get_benchmark(name: str) -> Benchmark:
     """The benchmark registered as ``name``; unknown names raise ``ValueError`` listing the allowed ones."""
-    try:
-        return BENCHMARKS[name]
-    except KeyError:
-        raise ValueError(f"unknown benchmark {name!r}; allowed: {', '.join(BENCHMARKS)}") from None
+    module, _, cls = _known(name).partition(":")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), cls)()
 
 
-__all__ = ["BENCHMARKS", "Benchmark", "EvalQuestion", "ReviewsRequired", "get_benchmark"]
+class _Benchmarks(Mapping):
+    """name -> benchmark, importing a benchmark's module only when it is looked up."""
+
+    def __getitem__(self, name: str) -> Benchmark:
+        if name not in REGISTRY:
+            raise KeyError(name)
+        return get_benchmark(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(REGISTRY)
+
+    def __len__(self) -> int:
+        return len(REGISTRY)
+
+
+BENCHMARKS: Mapping[str, Benchmark] = _Benchmarks()
+
+__all__ = ["BENCHMARKS", "REGISTRY", "benchmark_module", "get_benchmark"]

@@ -8,21 +8,11 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from llava_core.evaluate.benchmarks.base import (
-    LONG_MAX_NEW_TOKENS,
-    Benchmark,
-    EvalQuestion,
-    ReviewsRequired,
-    extra_answer_count,
-    image_path,
-    read_question_file,
-    result,
-)
+from llava_core.evaluate.benchmarks.base import LONG_MAX_NEW_TOKENS, Benchmark, KitFile, Score
 from llava_core.io import FormatError, read_jsonl
 
-QUESTION_FILE = "questions.jsonl"
-IMAGE_DIR = "images"
 CATEGORY_PREFIX = "llava_bench_"
+HF_DATASET = "HF liuhaotian/llava-bench-in-the-wild"
 
 
 def summarize_reviews(rows: list[dict], path: Path | str) -> dict[str, tuple[float, float, float]]:
@@ -47,25 +37,28 @@ def summarize_reviews(rows: list[dict], path: Path | str) -> dict[str, tuple[flo
 class LLaVABench(Benchmark):
     name = "llava_bench"
     title = "LLaVA-Bench (In-the-Wild)"
+    label = "LLaVA-Bench"
     paper_column = "LLaVA-W"
     folder = "llava-bench-in-the-wild"
-
-    def load_questions(self, eval_root: Path) -> list[EvalQuestion]:
-        root = self.root(eval_root)
-        rows = read_question_file(root / QUESTION_FILE, "LLaVA-Bench question file",
-                                  "questions.jsonl from HF liuhaotian/llava-bench-in-the-wild")
-        return [EvalQuestion(r["question_id"], r["text"], image_path(root / IMAGE_DIR, r.get("image")),
-                             LONG_MAX_NEW_TOKENS, {}) for r in rows]
+    # context and references: what the judge reads (the caption of each image, the GPT-4 answers)
+    files = {"questions": KitFile("questions.jsonl", "question file", HF_DATASET),
+             "context": KitFile("context.jsonl", "context file", HF_DATASET),
+             "references": KitFile("answers_gpt4.jsonl", "reference answer file", HF_DATASET),
+             "images": KitFile("images", "image folder", HF_DATASET, folder=True)}
+    answer_format = "long"
+    judged = True
+    max_new_tokens = LONG_MAX_NEW_TOKENS
+    # Open-ended and judged: no answer set to draw from, so 0. (In practice the floor is above 0:
+    # the judge scores every answer at least 1 of 10.)
+    chance = 0.0
 
     def score(self, eval_root: Path, answers: list[dict], out_dir: Path | None = None,
-              reviews: list[Path] | None = None) -> dict:
+              reviews: list[Path] | None = None) -> Score:
         """Average the relative scores of the given review runs (one jsonl per GPT-4 run)."""
-        if not reviews:
-            raise ReviewsRequired(self.title, "review jsonl files (eval_gpt_review_bench.py output)")
-        root = self.root(eval_root)
-        questions = read_question_file(root / QUESTION_FILE, "LLaVA-Bench question file")
-        by_id = self.match_answers(questions, answers)
-        wanted = {str(q["question_id"]) for q in questions}
+        reviews = self.need_reviews(reviews, "review jsonl files (eval_gpt_review_bench.py output)")
+        got = self.answered(eval_root, answers)
+        by_id = {str(a["question_id"]): a for a in answers}  # extra answers too: their reviews are checked
+        wanted = {str(q["question_id"]) for q in got.questions}
 
         runs = []
         for path in reviews:
@@ -99,5 +92,7 @@ class LLaVABench(Benchmark):
         breakdown = {"runs": [{"file": str(p), "relative": run["all"][0],
                                **{f"{c}/relative": run[c][0] for c in cats if c in run}}
                               for p, run in zip(reviews, runs, strict=True)],
-                     "extra_answers": extra_answer_count(questions, answers)}
-        return result(metrics["relative"], metrics, breakdown)
+                     "extra_answers": got.extra}
+        return Score(metrics["relative"], metrics, breakdown)
+
+

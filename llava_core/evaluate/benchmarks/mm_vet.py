@@ -9,22 +9,8 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from llava_core.evaluate.benchmarks.base import (
-    LONG_MAX_NEW_TOKENS,
-    Benchmark,
-    EvalQuestion,
-    ReviewsRequired,
-    extra_answer_count,
-    image_path,
-    read_question_file,
-    result,
-)
+from llava_core.evaluate.benchmarks.base import EVAL_ZIP, LONG_MAX_NEW_TOKENS, Benchmark, KitFile, Score
 from llava_core.io import FormatError, read_json, write_json
-
-QUESTION_FILE = "llava-mm-vet.jsonl"
-METADATA_FILE = "mm-vet.json"
-IMAGE_DIR = "images"
-RESULTS_FILE = "mm-vet_results.json"
 
 
 def grader_key(question_id: str | int) -> str:
@@ -36,35 +22,36 @@ class MMVet(Benchmark):
     title = "MM-Vet"
     paper_column = "MM-Vet"
     folder = "mm-vet"  # mmvet.sh uses eval/mm-vet (Evaluation.md says eval/mmvet)
-
-    def load_questions(self, eval_root: Path) -> list[EvalQuestion]:
-        root = self.root(eval_root)
-        rows = read_question_file(root / QUESTION_FILE, "MM-Vet question file",
-                                  "llava-mm-vet.jsonl from eval.zip; images from mm-vet.zip")
-        return [EvalQuestion(r["question_id"], r["text"], image_path(root / IMAGE_DIR, r.get("image")),
-                             LONG_MAX_NEW_TOKENS, {}) for r in rows]
+    # metadata: the grader's ground truths and each question's capabilities
+    files = {"questions": KitFile("llava-mm-vet.jsonl", "question file", f"{EVAL_ZIP}; images from mm-vet.zip"),
+             "metadata": KitFile("mm-vet.json", "metadata file", "mm-vet.zip"),
+             "images": KitFile("images", "image folder", "mm-vet.zip", folder=True)}
+    answer_format = "long"
+    judged = True
+    max_new_tokens = LONG_MAX_NEW_TOKENS
+    upload_file = "mm-vet_results.json"  # the grader's input
+    # Open-ended, graded 0-1 against the ground truth: a random answer gets 0.
+    chance = 0.0
 
     def write_results(self, answers: list[dict], out_dir: Path) -> Path:
         """The grader's input, ``{"v1_<qid>": text}``."""
-        path = Path(out_dir) / RESULTS_FILE
+        path = Path(out_dir) / self.upload_file
         write_json(path, {grader_key(a["question_id"]): a["text"] for a in answers})
         return path
 
     def score(self, eval_root: Path, answers: list[dict], out_dir: Path | None = None,
-              reviews: list[Path] | None = None) -> dict:
+              reviews: list[Path] | None = None) -> Score:
         """Average the grader's per-run totals over every run in the given grade JSON files."""
-        root = self.root(eval_root)
-        questions = read_question_file(root / QUESTION_FILE, "MM-Vet question file")
-        self.match_answers(questions, answers)
+        got = self.answered(eval_root, answers)
         upload = self.write_results(answers, out_dir) if out_dir is not None else None
-        if not reviews:
-            raise ReviewsRequired(self.title, "grade JSON (mm-vet_evaluator output)")
+        reviews = self.need_reviews(reviews, "grade JSON (mm-vet_evaluator output)")
         caps: dict[str, list[str]] = {}
-        if (root / METADATA_FILE).is_file():
-            meta = read_json(root / METADATA_FILE)
+        meta_path = self.path(eval_root, "metadata")
+        if meta_path.is_file():
+            meta = read_json(meta_path)
             caps = {k: list(v.get("capability", [])) for k, v in meta.items() if isinstance(v, dict)}
 
-        keys = [grader_key(q["question_id"]) for q in questions]
+        keys = [grader_key(q["question_id"]) for q in got.questions]
         run_totals: list[float] = []
         cap_runs: dict[str, list[float]] = defaultdict(list)
         for path in reviews:
@@ -89,5 +76,7 @@ class MMVet(Benchmark):
                    "std": statistics.pstdev(run_totals) if len(run_totals) > 1 else 0.0}
         metrics.update({f"cap/{c}": statistics.fmean(v) for c, v in sorted(cap_runs.items())})
         breakdown = {"runs": run_totals, "files": [str(p) for p in reviews], "questions": len(keys),
-                     "extra_answers": extra_answer_count(questions, answers)}
-        return result(metrics["total"], metrics, breakdown, upload)
+                     "extra_answers": got.extra}
+        return Score(metrics["total"], metrics, breakdown, upload)
+
+

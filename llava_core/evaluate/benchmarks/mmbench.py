@@ -21,9 +21,9 @@ from llava_core.evaluate.benchmarks.base import (
     LONG_MAX_NEW_TOKENS,
     Benchmark,
     EvalQuestion,
+    KitFile,
+    Score,
     pct,
-    require_file,
-    result,
 )
 from llava_core.io import FormatError, atomic_write
 
@@ -92,18 +92,22 @@ class MMBench(Benchmark):
     title = "MMBench"
     paper_column = "MMB"
     folder = "mmbench"
-    tsv_name = "mmbench_dev_20230712.tsv"
+    files = {"tsv": KitFile("mmbench_dev_20230712.tsv", "TSV", "MMBench (OpenCompass)")}  # questions, base64 images
+    answer_format = "letter"
+    max_new_tokens = LONG_MAX_NEW_TOKENS
+    # CircularEval: a k-option question counts only if all its k rotations are right, which a
+    # uniform random answerer does with probability (1/k)^k: 25% (k=2), 3.7% (3), 0.39% (4); a
+    # constant letter gets 0. The dev TSV's 4,377 rows over 1,164 questions (3.76 options on
+    # average) put the mean between 1.2 (if every question with fewer than 4 options has 3) and
+    # 3.3 (if they have 2): we take the middle.
+    chance = 2.3
     suffix = LETTER_SUFFIX
-
-    def tsv_path(self, eval_root: Path) -> Path:
-        return self.root(eval_root) / self.tsv_name
 
     def read_rows(self, eval_root: Path) -> list[dict]:
         """The TSV rows (pandas, all cells as strings or NaN; ``index`` as int)."""
         import pandas as pd
 
-        path = require_file(self.tsv_path(eval_root), f"{self.title} TSV",
-                            f"download {self.tsv_name} (MMBench/OpenCompass) into {self.root(eval_root)}")
+        path = self.require(eval_root, "tsv")
         try:
             df = pd.read_table(path, dtype=str)
         except Exception as e:  # pandas parser errors carry their own line numbers
@@ -120,7 +124,7 @@ class MMBench(Benchmark):
         return rows
 
     def image_dir(self, eval_root: Path) -> Path:
-        return self.root(eval_root) / "images" / Path(self.tsv_name).stem
+        return self.root(eval_root) / "images" / Path(self.files["tsv"].path).stem
 
     def _write_image(self, folder: Path, row: dict, tsv: Path, by_index: dict[int, dict]) -> str | None:
         b64 = row.get("image")
@@ -146,7 +150,7 @@ class MMBench(Benchmark):
     def load_questions(self, eval_root: Path) -> list[EvalQuestion]:
         """One round per row; the base64 images are decoded once into ``images/<tsv stem>/``."""
         rows = self.read_rows(eval_root)
-        folder, tsv = self.image_dir(eval_root), self.tsv_path(eval_root)
+        folder, tsv = self.image_dir(eval_root), self.path(eval_root, "tsv")
         by_index = {r["index"]: r for r in rows}
         out = []
         for row in rows:
@@ -154,17 +158,16 @@ class MMBench(Benchmark):
             text = build_prompt(row, options) + "\n" + self.suffix
             extra = {"round_id": 0, "options": options, "option_char": list(ALL_OPTIONS[:len(options)])}
             out.append(EvalQuestion(row["index"], text, self._write_image(folder, row, tsv, by_index),
-                                    LONG_MAX_NEW_TOKENS,
-                                    extra))
+                                    self.max_new_tokens, extra))
         return out
 
-    def write_upload(self, rows: list[dict], by_id: dict[str, dict], out_dir: Path) -> tuple[Path, str]:
+    def write_submission(self, rows: list[dict], by_id: dict[str, dict], out_dir: Path) -> tuple[Path, str]:
         """``convert_mmbench_for_submission.py``: drop columns, insert ``prediction`` at position 6."""
         import pandas as pd
 
         df = pd.DataFrame(rows).drop(columns=UPLOAD_DROP, errors="ignore")
         df.insert(min(6, len(df.columns)), "prediction", [by_id[str(r["index"])]["text"] for r in rows])
-        stem = Path(self.tsv_name).stem
+        stem = Path(self.files["tsv"].path).stem
         try:
             import openpyxl  # noqa: F401
         except ImportError:
@@ -178,15 +181,15 @@ class MMBench(Benchmark):
         return path, "submit the .xlsx to the OpenCompass MMBench evaluator"
 
     def score(self, eval_root: Path, answers: list[dict], out_dir: Path | None = None,
-              reviews: list[Path] | None = None) -> dict:
+              reviews: list[Path] | None = None) -> Score:
         rows = self.read_rows(eval_root)
         by_id = self.match_answers([{"question_id": r["index"]} for r in rows], answers)
-        upload, note = (None, "") if out_dir is None else self.write_upload(rows, by_id, out_dir)
+        upload, note = (None, "") if out_dir is None else self.write_submission(rows, by_id, out_dir)
         breakdown: dict = {"rows": len(rows), "upload_note": note} if note else {"rows": len(rows)}
         has_answer = "answer" in rows[0] and not any(is_none(r.get("answer")) for r in rows)
         if not has_answer:
             breakdown["status"] = "no 'answer' column (test split): the score comes from the OpenCompass server"
-            return result(math.nan, {}, breakdown, upload)
+            return Score(math.nan, {}, breakdown, upload)
 
         groups: dict[int, list[bool]] = defaultdict(list)
         category: dict[int, str] = {}
@@ -216,7 +219,7 @@ class MMBench(Benchmark):
         breakdown.update({"questions": len(circ), "unmatched_answers": unmatched,
                           "circular_by_category": {c: pct(a, t) for c, (a, t) in sorted(by_cat.items())},
                           "note": "rule-based letter matching, no ChatGPT fallback: may be below the server's"})
-        return result(metrics["circular_accuracy"], metrics, breakdown, upload)
+        return Score(metrics["circular_accuracy"], metrics, breakdown, upload)
 
 
 class MMBenchCN(MMBench):
@@ -224,5 +227,6 @@ class MMBenchCN(MMBench):
     title = "MMBench-CN"
     paper_column = "MMB-CN"
     folder = "mmbench_cn"  # mmbench_cn.sh reads eval/mmbench_cn/ (Evaluation.md says eval/mmbench)
-    tsv_name = "mmbench_dev_cn_20231003.tsv"
+    files = {"tsv": KitFile("mmbench_dev_cn_20231003.tsv", "TSV", "MMBench (OpenCompass)")}
+    # The MMBench dev questions, translated: MMBench's chance level (its own option counts are unknown here).
     suffix = CN_SUFFIX

@@ -10,23 +10,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llava_core.evaluate.benchmarks.base import (
-    SHORT_ANSWER_SUFFIX,
-    Benchmark,
-    EvalQuestion,
-    extra_answer_count,
-    read_question_file,
-    result,
-)
+from llava_core.evaluate.benchmarks.base import EVAL_ZIP, SHORT_ANSWER_SUFFIX, Benchmark, KitFile, Score
 from llava_core.io import FormatError, atomic_write
 
-QUESTION_FILE = "llava_mme.jsonl"
-BENCH_DIR = "MME_Benchmark_release_version"
 PERCEPTION = ("existence", "count", "position", "color", "posters", "celebrity", "scene", "landmark", "artwork",
               "OCR")
 COGNITION = ("commonsense_reasoning", "numerical_calculation", "text_translation", "code_reasoning")
 YES_NO = " Please answer yes or no."
-BENCH_HINT = "MME_Benchmark_release_version from the MME authors: <subtask>/[questions_answers_YN/]<image>.txt"
+#: A subtask folder holds its images and their ``<image>.txt`` side by side, or (scene, artwork,
+#: ...) in these two subfolders.
+SPLIT_IMAGES, SPLIT_ANSWERS = "images", "questions_answers_YN"
 
 
 def parse_mme_answer(text: str) -> str:
@@ -57,24 +50,29 @@ def split_question_id(question_id: str) -> tuple[str, str]:
 class MME(Benchmark):
     name = "mme"
     title = "MME (perception)"
+    label = "MME"
     paper_column = "MME-P"
     folder = "MME"
-
-    def load_questions(self, eval_root: Path) -> list[EvalQuestion]:
-        return self.jsonl_questions(eval_root, QUESTION_FILE, BENCH_DIR, "MME question file",
-                                    "llava_mme.jsonl from eval.zip")
+    # "images": the MME release, which holds the ground truth beside the images
+    files = {"questions": KitFile("llava_mme.jsonl", "question file", EVAL_ZIP),
+             "images": KitFile("MME_Benchmark_release_version", "benchmark folder",
+                               f"the MME authors: <subtask>/[{SPLIT_ANSWERS}/]<image>.txt", folder=True)}
+    answer_format = "yes_no"
+    upload_file = "mme_eval_tool"  # a folder: the eval_tool/answers/<exp>/<subtask>.txt files calculation.py reads
+    # Every image has one "yes" and one "no" question. Uniform random answers: acc 50, acc+ 25
+    # (both right with probability 1/4), 75 per subtask, 750 over the 10 perception subtasks (a
+    # constant answer gets acc 50, acc+ 0: 500).
+    chance = 750.0
 
     def ground_truth(self, eval_root: Path, categories: set[str]) -> dict[tuple[str, str, str], str]:
         """``(subtask, file.txt, question) -> answer`` from the MME release, for ``categories``."""
-        bench = self.root(eval_root) / BENCH_DIR
-        if not bench.is_dir():
-            raise FormatError(bench, None, "MME benchmark folder not found", BENCH_HINT)
+        bench, hint = self.require(eval_root, "images"), self.hint("images")
         gt = {}
         for category in sorted(categories):
             cat_dir = bench / category
-            qa_dir = cat_dir / "questions_answers_YN" if (cat_dir / "images").exists() else cat_dir
+            qa_dir = cat_dir / SPLIT_ANSWERS if (cat_dir / SPLIT_IMAGES).exists() else cat_dir
             if not qa_dir.is_dir():
-                raise FormatError(qa_dir, None, f"MME subtask folder for {category!r} not found", BENCH_HINT)
+                raise FormatError(qa_dir, None, f"MME subtask folder for {category!r} not found", hint)
             for txt in sorted(qa_dir.glob("*.txt")):
                 with open(txt, encoding="utf-8") as fh:
                     for lineno, line in enumerate(fh, 1):
@@ -87,39 +85,38 @@ class MME(Benchmark):
         return gt
 
     def score(self, eval_root: Path, answers: list[dict], out_dir: Path | None = None,
-              reviews: list[Path] | None = None) -> dict:
-        root = self.root(eval_root)
-        questions = read_question_file(root / QUESTION_FILE, "MME question file")
-        by_row = self.match_answers_per_row(questions, answers)
-        categories = [c for c in dict.fromkeys(split_question_id(str(q["question_id"]))[0] for q in questions)]
+              reviews: list[Path] | None = None) -> Score:
+        got = self.answered(eval_root, answers, per_row=True)
+        question_file, bench = self.path(eval_root, "questions"), self.path(eval_root, "images")
+        categories = [c for c in dict.fromkeys(split_question_id(str(q["question_id"]))[0] for q in got.questions)]
         gt = self.ground_truth(eval_root, set(categories))
 
         lines: dict[str, list[tuple[str, str, str, str]]] = {c: [] for c in categories}
-        for q, ans in zip(questions, by_row, strict=True):
+        for q, ans in got.pairs():
             category, file = split_question_id(str(q["question_id"]))
             keys = official_question(q["text"])
             key = next((k for k in keys if (category, file, k) in gt), None)
             if key is None:
-                raise FormatError(root / BENCH_DIR / category, None, f"no ground truth for {file} question "
-                                  f"{keys[0]!r}", BENCH_HINT)
+                raise FormatError(bench / category, None, f"no ground truth for {file} question "
+                                  f"{keys[0]!r}", self.hint("images"))
             lines[category].append((file, key, gt[(category, file, key)], ans["text"]))
 
         metrics: dict[str, float] = {}
-        breakdown: dict = {"subtasks": {}, "extra_answers": extra_answer_count(questions, answers)}
+        breakdown: dict = {"subtasks": {}, "extra_answers": got.extra}
         for category, rows in lines.items():
             if len(rows) % 2:
-                raise FormatError(root / QUESTION_FILE, None, f"subtask {category!r} has an odd number of "
+                raise FormatError(question_file, None, f"subtask {category!r} has an odd number of "
                                   "questions; calculation.py pairs consecutive questions per image")
             correct = plus = other = 0
             for i in range(0, len(rows), 2):
                 pair = rows[i:i + 2]
                 if pair[0][0] != pair[1][0]:
-                    raise FormatError(root / QUESTION_FILE, None, f"subtask {category!r}: consecutive questions "
+                    raise FormatError(question_file, None, f"subtask {category!r}: consecutive questions "
                                       f"{pair[0][0]!r} and {pair[1][0]!r} are not about the same image")
                 ok = 0
                 for _file, _question, gt_ans, pred in pair:
                     if gt_ans.lower() not in ("yes", "no"):
-                        raise FormatError(root / BENCH_DIR / category, None, f"ground truth {gt_ans!r} is not "
+                        raise FormatError(bench / category, None, f"ground truth {gt_ans!r} is not "
                                           "yes/no")
                     parsed = parse_mme_answer(pred)
                     other += parsed == "other"
@@ -140,10 +137,10 @@ class MME(Benchmark):
             breakdown["unknown_subtasks"] = unknown
 
         upload = None
-        if out_dir is not None:  # the eval_tool/answers/<exp>/<subtask>.txt files calculation.py reads
-            upload = Path(out_dir) / "mme_eval_tool"
+        if out_dir is not None:
+            upload = Path(out_dir) / self.upload_file
             for category, rows in lines.items():
                 with atomic_write(upload / f"{category}.txt") as fh:
                     for file, question, gt_ans, pred in rows:
                         fh.write("\t".join((file, question, gt_ans, pred)) + "\n")
-        return result(metrics["perception"], metrics, breakdown, upload)
+        return Score(metrics["perception"], metrics, breakdown, upload)

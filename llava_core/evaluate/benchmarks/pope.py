@@ -12,22 +12,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llava_core.evaluate.benchmarks.base import (
-    Benchmark,
-    EvalQuestion,
-    extra_answer_count,
-    read_question_file,
-    require_file,
-    result,
-)
+from llava_core.evaluate.benchmarks.base import EVAL_ZIP, Benchmark, KitFile, Score
 from llava_core.io import FormatError, read_jsonl
 
-QUESTION_FILE = "llava_pope_test.jsonl"
-LABEL_DIR = "coco"
-IMAGE_DIR = "val2014"
 SPLIT_ORDER = ("adversarial", "popular", "random")
-LABEL_HINT = ("use output/coco/coco_pope_{split}.json from POPE commit e3e39262 "
-              "(its random split has 2,910 lines; the current one has 3,000)")
+
 
 
 def parse_yes_no(text: str) -> str:
@@ -70,19 +59,23 @@ class POPE(Benchmark):
     title = "POPE"
     paper_column = "POPE"
     folder = "pope"
-
-    def load_questions(self, eval_root: Path) -> list[EvalQuestion]:
-        return self.jsonl_questions(eval_root, QUESTION_FILE, IMAGE_DIR, "POPE question file",
-                                    "llava_pope_test.jsonl from the official eval.zip")
+    files = {"questions": KitFile("llava_pope_test.jsonl", "question file", EVAL_ZIP),
+             "labels": KitFile("coco/coco_pope_{split}.json", "'{split}' annotation file",
+                               "output/ of POPE commit e3e39262 (its random split has 2,910 lines; the current "
+                               "one has 3,000)"),
+             "images": KitFile("val2014", "image folder", "COCO", folder=True)}
+    answer_format = "yes_no"
+    # Half the labels are "yes": always answering "yes" gives precision 1/2, recall 1, so
+    # F1 = 2 * (1/2 * 1) / (1/2 + 1) = 2/3 (a uniform random answerer gets F1 1/2).
+    chance = 200 / 3
 
     def read_labels(self, eval_root: Path, split: str, questions: list[dict]) -> list[str]:
         """The labels of one split, checked against that split's questions line by line."""
-        path = require_file(self.root(eval_root) / LABEL_DIR / f"coco_pope_{split}.json",
-                            f"POPE '{split}' annotation file", LABEL_HINT)
+        path, hint = self.require(eval_root, "labels", split=split), self.hint("labels", split=split)
         rows = read_jsonl(path)
         if len(rows) != len(questions):
             raise FormatError(path, None, f"{len(rows)} label lines but {len(questions)} '{split}' questions "
-                              "in llava_pope_test.jsonl; labels are paired by order", LABEL_HINT)
+                              f"in {self.files['questions'].path}; labels are paired by order", hint)
         labels = []
         for lineno, (row, q) in enumerate(zip(rows, questions, strict=True), 1):
             if "label" not in row:
@@ -92,29 +85,26 @@ class POPE(Benchmark):
                     "image" in row and "image" in q and row["image"] != q["image"]):
                 raise FormatError(path, lineno, f"does not match question {q['question_id']!r} "
                                   f"({row.get('image')!r} {row.get('text')!r} vs {q.get('image')!r} "
-                                  f"{first_line!r})", LABEL_HINT)
+                                  f"{first_line!r})", hint)
             labels.append(str(row["label"]))
         return labels
 
     def score(self, eval_root: Path, answers: list[dict], out_dir: Path | None = None,
-              reviews: list[Path] | None = None) -> dict:
-        root = self.root(eval_root)
-        questions = read_question_file(root / QUESTION_FILE, "POPE question file",
-                                       required=("question_id", "text", "category"))
-        by_id = self.match_answers(questions, answers)
-        present = {q["category"] for q in questions}
+              reviews: list[Path] | None = None) -> Score:
+        got = self.answered(eval_root, answers, required=("question_id", "text", "category"))
+        present = {q["category"] for q in got.questions}
         splits = [s for s in SPLIT_ORDER if s in present] + sorted(present - set(SPLIT_ORDER))
 
         metrics: dict[str, float] = {}
-        breakdown: dict = {"splits": {}, "extra_answers": extra_answer_count(questions, answers)}
+        breakdown: dict = {"splits": {}, "extra_answers": got.extra}
         for split in splits:
-            qs = [q for q in questions if q["category"] == split]
-            labels = self.read_labels(eval_root, split, qs)
-            preds = [parse_yes_no(by_id[str(q["question_id"])]["text"]) for q in qs]
+            pairs = [(q, a) for q, a in got.pairs() if q["category"] == split]
+            labels = self.read_labels(eval_root, split, [q for q, _ in pairs])
+            preds = [parse_yes_no(a["text"]) for _, a in pairs]
             m = binary_metrics(preds, labels)
-            breakdown["splits"][split] = {**m, "n": len(qs)}
+            breakdown["splits"][split] = {**m, "n": len(pairs)}
             for key in ("accuracy", "precision", "recall", "f1", "yes_ratio"):
                 metrics[f"{split}/{key}"] = m[key] * 100.0
         for key in ("accuracy", "precision", "recall", "f1", "yes_ratio"):
             metrics[key] = sum(metrics[f"{s}/{key}"] for s in splits) / len(splits)
-        return result(metrics["f1"], metrics, breakdown)
+        return Score(metrics["f1"], metrics, breakdown)

@@ -8,22 +8,18 @@ from pathlib import Path
 
 from llava_core.data.formats import IMAGE_TOKEN, read_llava_records
 from llava_core.evaluate.benchmarks.base import (
+    EVAL_ZIP,
     LETTER_SUFFIX,
     LONG_MAX_NEW_TOKENS,
     Benchmark,
     EvalQuestion,
-    extra_answer_count,
+    KitFile,
+    Score,
     image_path,
     pct,
-    require_file,
-    result,
 )
 from llava_core.io import FormatError, read_json
 
-QUESTION_FILE = "llava_test_CQM-A.json"
-PROBLEMS_FILE = "problems.json"
-SPLITS_FILE = "pid_splits.json"
-IMAGE_DIR = "images/test"
 OPTIONS = ("A", "B", "C", "D", "E")
 FAILED = "FAILED"
 _ANSWER_IS = re.compile(r"The answer is ([A-Z]).")
@@ -48,30 +44,38 @@ def build_text(human_value: str) -> str:
 class ScienceQA(Benchmark):
     name = "scienceqa"
     title = "ScienceQA-IMG"
+    label = "ScienceQA"
     paper_column = "SQA-IMG"
     folder = "scienceqa"
+    files = {"questions": KitFile("llava_test_CQM-A.json", "question file", f"{EVAL_ZIP} (conversation JSON)"),
+             "problems": KitFile("problems.json", "problems file", EVAL_ZIP),
+             "splits": KitFile("pid_splits.json", "split file", EVAL_ZIP),
+             "images": KitFile("images/test", "image folder", "ScienceQA", folder=True)}
+    answer_format = "letter"
+    max_new_tokens = LONG_MAX_NEW_TOKENS
+    # A uniform random letter among each question's 2-5 options: the "Random Chance" row of the
+    # ScienceQA paper (Lu et al., NeurIPS 2022, table 3), IMG column (the reported subset).
+    chance = 40.08
 
     def _records(self, eval_root: Path) -> list[dict]:
-        path = require_file(self.root(eval_root) / QUESTION_FILE, "ScienceQA question file",
-                            "llava_test_CQM-A.json (conversation JSON) from the official eval.zip")
+        path = self.require(eval_root, "questions")
         records = read_llava_records(path)
         for i, rec in enumerate(records):
             if "id" not in rec:
                 raise FormatError(path, None, f"record {i}: missing 'id'")
         if not records:
-            raise FormatError(path, None, "ScienceQA question file is empty")
+            raise FormatError(path, None, f"{self.describe('questions')} is empty")
         return records
 
     def load_questions(self, eval_root: Path) -> list[EvalQuestion]:
-        root = self.root(eval_root)
+        image_dir = self.path(eval_root, "images")
         return [EvalQuestion(rec["id"], build_text(rec["conversations"][0]["value"]),
-                             image_path(root / IMAGE_DIR, rec.get("image")), LONG_MAX_NEW_TOKENS, {})
+                             image_path(image_dir, rec.get("image")), self.max_new_tokens, {})
                 for rec in self._records(eval_root)]
 
     def _ground_truth(self, eval_root: Path, records: list[dict]) -> tuple[dict[str, str], str, dict]:
         """question id -> correct letter, from ``problems.json`` if present, else the gpt turn."""
-        root = self.root(eval_root)
-        problems_path = root / PROBLEMS_FILE
+        problems_path = self.path(eval_root, "problems")
         notes: dict = {}
         if problems_path.is_file():
             problems = read_json(problems_path)
@@ -88,34 +92,34 @@ class ScienceQA(Benchmark):
                 if not 0 <= answer < min(len(prob["choices"]), len(OPTIONS)):
                     raise FormatError(problems_path, None, f"problem {pid!r}: answer index {answer} out of range")
                 gt[pid] = OPTIONS[answer]
-            if (root / SPLITS_FILE).is_file():
-                test_ids = set(read_json(root / SPLITS_FILE).get("test", []))
+            splits_path = self.path(eval_root, "splits")
+            if splits_path.is_file():
+                test_ids = set(read_json(splits_path).get("test", []))
                 notes["not_in_test_split"] = sum(str(r["id"]) not in test_ids for r in records)
-            return gt, PROBLEMS_FILE, notes
+            return gt, self.files["problems"].path, notes
         gt = {}
+        question_file = self.files["questions"].path
         for rec in records:
             conv = rec["conversations"]
             letter = conv[1]["value"].strip() if len(conv) > 1 else ""
             if letter not in OPTIONS:
-                raise FormatError(root / QUESTION_FILE, None, f"record id={rec['id']!r}: gpt answer {letter!r} is "
-                                  "not a letter A-E, and problems.json is absent",
-                                  f"put problems.json beside {QUESTION_FILE}")
+                raise FormatError(self.path(eval_root, "questions"), None, f"record id={rec['id']!r}: gpt answer "
+                                  f"{letter!r} is not a letter A-E, and {self.files['problems'].path} is absent",
+                                  f"put {self.files['problems'].path} beside {question_file}")
             gt[str(rec["id"])] = letter
-        return gt, QUESTION_FILE, notes
+        return gt, question_file, notes
 
     def score(self, eval_root: Path, answers: list[dict], out_dir: Path | None = None,
-              reviews: list[Path] | None = None) -> dict:
+              reviews: list[Path] | None = None) -> Score:
         records = self._records(eval_root)
-        questions = [{"question_id": rec["id"]} for rec in records]
-        by_id = self.match_answers(questions, answers)
+        got = self.pair([{"question_id": rec["id"]} for rec in records], answers)
         gt, gt_source, notes = self._ground_truth(eval_root, records)
 
         correct = img_correct = img_total = failed = 0
-        for rec in records:
-            qid = str(rec["id"])
-            letter = extract_letter(by_id[qid]["text"])
+        for rec, ans in zip(records, got.answers, strict=True):
+            letter = extract_letter(ans["text"])
             failed += letter == FAILED
-            ok = letter == gt[qid]
+            ok = letter == gt[str(rec["id"])]
             correct += ok
             if "image" in rec:
                 img_total += 1
@@ -124,6 +128,5 @@ class ScienceQA(Benchmark):
         metrics = {"img_accuracy": pct(img_correct, img_total), "accuracy": pct(correct, n),
                    "txt_accuracy": pct(correct - img_correct, n - img_total)}
         breakdown = {"correct": correct, "total": n, "img_correct": img_correct, "img_total": img_total,
-                     "failed_parse": failed, "ground_truth": gt_source,
-                     "extra_answers": extra_answer_count(questions, answers), **notes}
-        return result(metrics["img_accuracy"], metrics, breakdown)
+                     "failed_parse": failed, "ground_truth": gt_source, "extra_answers": got.extra, **notes}
+        return Score(metrics["img_accuracy"], metrics, breakdown)

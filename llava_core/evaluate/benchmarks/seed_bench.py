@@ -7,20 +7,8 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from llava_core.evaluate.benchmarks.base import (
-    Benchmark,
-    EvalQuestion,
-    extra_answer_count,
-    pct,
-    read_question_file,
-    require_file,
-    result,
-)
-from llava_core.io import FormatError, read_json, write_jsonl
-
-QUESTION_FILE = "llava-seed-bench.jsonl"
-ANNOTATION_FILE = "SEED-Bench.json"
-UPLOAD_FILE = "seed_bench_upload.jsonl"
+from llava_core.evaluate.benchmarks.base import EVAL_ZIP, Benchmark, KitFile, Score, pct
+from llava_core.io import FormatError, read_json
 
 
 class SEEDBench(Benchmark):
@@ -28,15 +16,21 @@ class SEEDBench(Benchmark):
     title = "SEED-Bench"
     paper_column = "SEED"
     folder = "seed_bench"
-
-    def load_questions(self, eval_root: Path) -> list[EvalQuestion]:
-        return self.jsonl_questions(eval_root, QUESTION_FILE, "", "SEED-Bench question file",
-                                    "llava-seed-bench.jsonl from eval.zip; images in SEED-Bench-image/ and "
-                                    "SEED-Bench-video-image/ (extract_video_frames.py)")
+    # no "images": the question file's image paths start with their folder
+    files = {"questions": KitFile("llava-seed-bench.jsonl", "question file", EVAL_ZIP),
+             "annotations": KitFile("SEED-Bench.json", "annotation file",
+                                    "the SEED-Bench release ({'questions': [...], 'question_type': {...}})"),
+             "image_folder": KitFile("SEED-Bench-image", "image folder", "the SEED-Bench release", folder=True),
+             "video_frame_folder": KitFile("SEED-Bench-video-image", "video frame folder",
+                                           "extract_video_frames.py (the middle frames)", folder=True)}
+    answer_format = "letter"
+    upload_file = "seed_bench_upload.jsonl"
+    # Every question has 4 options and the answer must be the letter exactly: a uniform random
+    # letter is right 1/4 of the time (so is a constant one, on balanced answers).
+    chance = 25.0
 
     def _annotations(self, eval_root: Path) -> tuple[dict[str, dict], dict[int, str]]:
-        path = require_file(self.root(eval_root) / ANNOTATION_FILE, "SEED-Bench annotation file",
-                            "SEED-Bench.json from the SEED-Bench release ({'questions': [...], 'question_type': {...}})")
+        path = self.require(eval_root, "annotations")
         data = read_json(path)
         if not isinstance(data, dict) or not isinstance(data.get("questions"), list):
             raise FormatError(path, None, "expected {'questions': [...], 'question_type': {...}}")
@@ -44,19 +38,18 @@ class SEEDBench(Benchmark):
         return {str(q["question_id"]): q for q in data["questions"]}, type_names
 
     def score(self, eval_root: Path, answers: list[dict], out_dir: Path | None = None,
-              reviews: list[Path] | None = None) -> dict:
-        root = self.root(eval_root)
-        questions = read_question_file(root / QUESTION_FILE, "SEED-Bench question file")
-        by_id = self.match_answers(questions, answers)
+              reviews: list[Path] | None = None) -> Score:
+        got = self.answered(eval_root, answers)
         annotations, type_names = self._annotations(eval_root)
 
         counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         upload_rows = []
-        for q in questions:
+        for q, ans in got.pairs():
             ann = annotations.get(str(q["question_id"]))
             if ann is None or "answer" not in ann:
-                raise FormatError(root / ANNOTATION_FILE, None, f"no annotation for question {q['question_id']!r}")
-            text = by_id[str(q["question_id"])]["text"]
+                raise FormatError(self.path(eval_root, "annotations"), None,
+                                  f"no annotation for question {q['question_id']!r}")
+            text = ans["text"]
             ok = int(text == ann["answer"])
             type_id = ann.get("question_type_id")
             type_name = type_names.get(int(type_id)) if str(type_id).isdigit() else None
@@ -73,9 +66,5 @@ class SEEDBench(Benchmark):
                 metrics[f"{key}_accuracy"] = pct(*counts[key])
         breakdown = {"correct": counts["all"][0], "total": counts["all"][1],
                      "by_type": {k[5:]: pct(c, t) for k, (c, t) in sorted(counts.items()) if k.startswith("type/")},
-                     "extra_answers": extra_answer_count(questions, answers)}
-        upload = None
-        if out_dir is not None:
-            upload = Path(out_dir) / UPLOAD_FILE
-            write_jsonl(upload, upload_rows)
-        return result(metrics["accuracy"], metrics, breakdown, upload)
+                     "extra_answers": got.extra}
+        return Score(metrics["accuracy"], metrics, breakdown, self.write_upload(out_dir, upload_rows))

@@ -7,19 +7,9 @@ import re
 from pathlib import Path
 
 from llava_core.evaluate.benchmarks.answer_processing import vqa_accuracy
-from llava_core.evaluate.benchmarks.base import (
-    Benchmark,
-    EvalQuestion,
-    extra_answer_count,
-    read_question_file,
-    require_file,
-    result,
-)
+from llava_core.evaluate.benchmarks.base import EVAL_ZIP, Benchmark, KitFile, Score
 from llava_core.io import FormatError, read_json
 
-QUESTION_FILE = "llava_textvqa_val_v051_ocr.jsonl"
-ANNOTATION_FILE = "TextVQA_0.5.1_val.json"
-IMAGE_DIR = "train_images"
 _OCR_FIRST = re.compile(r"Question: (.*?) Short answer:", re.DOTALL)
 
 
@@ -44,14 +34,17 @@ class TextVQA(Benchmark):
     title = "TextVQA"
     paper_column = "TextVQA"
     folder = "textvqa"
-
-    def load_questions(self, eval_root: Path) -> list[EvalQuestion]:
-        return self.jsonl_questions(eval_root, QUESTION_FILE, IMAGE_DIR, "TextVQA question file",
-                                    "llava_textvqa_val_v051_ocr.jsonl (prompts with OCR tokens) from eval.zip")
+    files = {"questions": KitFile("llava_textvqa_val_v051_ocr.jsonl", "question file",
+                                  f"{EVAL_ZIP} (prompts with OCR tokens)"),
+             "annotations": KitFile("TextVQA_0.5.1_val.json", "annotation file",
+                                    "textvqa.org ({'data': [{image_id, question, answers}]})"),
+             "images": KitFile("train_images", "image folder", "TextVQA train_val_images.zip", folder=True)}
+    answer_format = "short"
+    # Open-ended soft accuracy: a random string matches none of the 10 human answers.
+    chance = 0.0
 
     def _annotations(self, eval_root: Path) -> dict[tuple[str, str], list[str]]:
-        path = require_file(self.root(eval_root) / ANNOTATION_FILE, "TextVQA annotation file",
-                            "TextVQA_0.5.1_val.json from textvqa.org ({'data': [{image_id, question, answers}]})")
+        path = self.require(eval_root, "annotations")
         data = read_json(path)
         if not isinstance(data, dict) or not isinstance(data.get("data"), list):
             raise FormatError(path, None, "expected {'data': [...]} (the official TextVQA annotation format)")
@@ -63,19 +56,17 @@ class TextVQA(Benchmark):
         return out
 
     def score(self, eval_root: Path, answers: list[dict], out_dir: Path | None = None,
-              reviews: list[Path] | None = None) -> dict:
-        root = self.root(eval_root)
-        questions = read_question_file(root / QUESTION_FILE, "TextVQA question file")
-        by_row = self.match_answers_per_row(questions, answers)
+              reviews: list[Path] | None = None) -> Score:
+        got = self.answered(eval_root, answers, per_row=True)
         annotations = self._annotations(eval_root)
-        ann_path = root / ANNOTATION_FILE
+        ann_path = self.path(eval_root, "annotations")
 
         total = 0.0
-        for q, ans in zip(questions, by_row, strict=True):
+        for q, ans in got.pairs():
             question = question_from_prompt(q["text"])
             if question is None:
-                raise FormatError(root / QUESTION_FILE, None, f"question {q['question_id']!r}: prompt layout "
-                                  "not understood by eval_textvqa.py", "question, OCR line, suffix line")
+                raise FormatError(self.path(eval_root, "questions"), None, f"question {q['question_id']!r}: "
+                                  "prompt layout not understood by eval_textvqa.py", "question, OCR line, suffix line")
             gts = annotations.get((str(q["question_id"]), question))
             if gts is None:
                 raise FormatError(ann_path, None, f"no annotation for image_id={q['question_id']!r} "
@@ -84,6 +75,5 @@ class TextVQA(Benchmark):
                 raise FormatError(ann_path, None, f"image_id={q['question_id']!r}: {len(gts)} answers, "
                                   "the evaluator expects 10")
             total += vqa_accuracy(ans["text"], gts)
-        accuracy = total / len(questions) * 100.0
-        return result(accuracy, {"accuracy": accuracy},
-                      {"total": len(questions), "extra_answers": extra_answer_count(questions, answers)})
+        accuracy = total / len(got.questions) * 100.0
+        return Score(accuracy, {"accuracy": accuracy}, {"total": len(got.questions), "extra_answers": got.extra})

@@ -7,18 +7,7 @@ import math
 from pathlib import Path
 
 from llava_core.evaluate.benchmarks.answer_processing import evalai_process
-from llava_core.evaluate.benchmarks.base import (
-    Benchmark,
-    EvalQuestion,
-    extra_answer_count,
-    read_question_file,
-    result,
-)
-from llava_core.io import write_json
-
-QUESTION_FILE = "llava_test.jsonl"
-IMAGE_DIR = "test"
-UPLOAD_FILE = "vizwiz_test_upload.json"
+from llava_core.evaluate.benchmarks.base import EVAL_ZIP, Benchmark, KitFile, Score
 
 
 class VizWiz(Benchmark):
@@ -26,27 +15,22 @@ class VizWiz(Benchmark):
     title = "VizWiz"
     paper_column = "VizWiz"
     folder = "vizwiz"
-
-    def load_questions(self, eval_root: Path) -> list[EvalQuestion]:
-        return self.jsonl_questions(eval_root, QUESTION_FILE, IMAGE_DIR, "VizWiz question file",
-                                    "llava_test.jsonl from the official eval.zip")
+    files = {"questions": KitFile("llava_test.jsonl", "question file", EVAL_ZIP),
+             "images": KitFile("test", "image folder", "VizWiz", folder=True)}
+    answer_format = "short"
+    upload_file = "vizwiz_test_upload.json"
+    # Open-ended: a random string matches no answer. (A constant "unanswerable" scores on the
+    # unanswerable share of the test set, a property of the data, not of the format.)
+    chance = 0.0
 
     def score(self, eval_root: Path, answers: list[dict], out_dir: Path | None = None,
-              reviews: list[Path] | None = None) -> dict:
+              reviews: list[Path] | None = None) -> Score:
         """Build the upload ``[{"image", "answer"}]`` over every test item; the score is NaN."""
-        root = self.root(eval_root)
-        questions = read_question_file(root / QUESTION_FILE, "VizWiz question file",
-                                       required=("question_id", "text", "image"))
-        by_id = self.match_answers(questions, answers)  # upstream asserts every item is answered
-        upload_rows = [{"image": q["image"], "answer": evalai_process(by_id[str(q["question_id"])]["text"])}
-                       for q in questions]
-        upload = None
-        if out_dir is not None:
-            upload = Path(out_dir) / UPLOAD_FILE
-            write_json(upload, upload_rows, indent=None)
+        # upstream asserts every item is answered
+        got = self.answered(eval_root, answers, required=("question_id", "text", "image"))
+        upload_rows = [{"image": q["image"], "answer": evalai_process(a["text"])} for q, a in got.pairs()]
+        upload = self.write_upload(out_dir, upload_rows)
         unanswerable = sum(r["answer"] == "unanswerable" for r in upload_rows)
         breakdown = {"status": "submit the upload file to EvalAI (challenge 2185, test-dev phase) for the score",
-                     "upload_rows": len(upload_rows), "unanswerable": unanswerable,
-                     "extra_answers": extra_answer_count(questions, answers)}
-        return result(math.nan, {"unanswerable_ratio": unanswerable / len(upload_rows) * 100.0}, breakdown,
-                      upload)
+                     "upload_rows": len(upload_rows), "unanswerable": unanswerable, "extra_answers": got.extra}
+        return Score(math.nan, {"unanswerable_ratio": unanswerable / len(upload_rows) * 100.0}, breakdown, upload)

@@ -1,0 +1,73 @@
+"""What the benchmark writers share: where a benchmark's declared files go, and what was written."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llava_core.data.synthetic.scenes import Scene, article, distractor
+from llava_core.evaluate.benchmarks.base import Benchmark
+from llava_core.io import write_json, write_jsonl
+
+#: The most questions of the nine small benchmarks (all but GQA, POPE and ScienceQA).
+SMALL_EVAL = 48
+
+
+@dataclass
+class Written:
+    """What one writer wrote: rows per counted file (by path under the eval root) and the rows the
+    world's corpus reads."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    rows: dict[str, Any] = field(default_factory=dict)
+
+
+class KitWriter:
+    """Writes one benchmark's files under ``eval_root`` where its module declares them."""
+
+    def __init__(self, bench: Benchmark, eval_root: Path):
+        self.bench, self.eval_root = bench, Path(eval_root)
+        self.root = bench.root(eval_root)
+        self.written = Written()
+
+    def path(self, role: str, **fields: str) -> Path:
+        """The declared file ``role`` (``fields`` fill its placeholders)."""
+        return self.bench.path(self.eval_root, role, **fields)
+
+    def folder(self, role: str) -> Path:
+        """The declared folder ``role``, created."""
+        path = self.path(role)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def count(self, role: str, n: int, **fields: str) -> None:
+        self.written.counts[self.path(role, **fields).relative_to(self.eval_root).as_posix()] = n
+
+    def jsonl(self, role: str, rows: list[dict], counted: bool = True, **fields: str) -> None:
+        """Write ``rows`` as the declared jsonl ``role`` (counting them unless ``counted`` is false)."""
+        write_jsonl(self.path(role, **fields), rows)
+        if counted:
+            self.count(role, len(rows), **fields)
+
+    def json(self, role: str, obj: Any, n: int | None = None, indent: int | None = 2) -> None:
+        """Write ``obj`` as the declared JSON ``role``, counted as ``n`` rows when given."""
+        write_json(self.path(role), obj, indent=indent)
+        if n is not None:
+            self.count(role, n)
+
+
+def short_qa(rng: random.Random, s: Scene) -> tuple[str, str]:
+    """A short-answer question about ``s`` and its one-word answer, as in the stage-2 VQA data."""
+    kind = rng.choice(("color", "color", "shape", "background", "exist"))
+    if kind == "color":
+        return rng.choice(("What color is the shape?", f"What color is the {s.shape}?")), s.color
+    if kind == "shape":
+        return rng.choice(("What shape is shown?", "Which shape is in the image?")), s.shape
+    if kind == "background":
+        return "What color is the background?", s.background
+    if rng.random() < 0.5:
+        return f"Is there {article(s.color)} {s.shape} in the image?", "yes"
+    color, shape = distractor(rng, s, rng.choice(("color", "shape")))
+    return f"Is there {article(color)} {shape} in the image?", "no"

@@ -1,0 +1,168 @@
+"""`llava-core plan`, the only source of stage facts: the typed stage, the layout, resources of
+every job, and code digests that follow the import graph (edit a module a stage imports and
+its digest changes; edit any other and it does not)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from llava_core.config.compose import ConfigError, load_experiment, stage_config, stages
+from llava_core.evaluate.benchmarks import benchmark_module
+from llava_core.plan import layout
+from llava_core.plan.build import ENTRY, MERGE_JOB, plan, stage_code
+from llava_core.plan.code_digest import CodeGraph
+from llava_core.plan.stage import Stage
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ----------------------------------------------------------------------------- the stage type
+@pytest.mark.parametrize("key, kind, bench, slug", [
+    ("finetune", "finetune", None, "finetune"), ("eval/pope", "evaluate", "pope", "eval_pope"),
+    ("synthesize", "synthesize", None, "synthesize"), ("report", "report", None, "report"),
+])
+def test_stage_keys_round_trip(key, kind, bench, slug):
+    st = Stage.parse(key)
+    assert (st.kind, st.benchmark, st.key, st.slug, str(st)) == (kind, bench, key, slug, key)
+
+
+@pytest.mark.parametrize("key", ["train", "evaluate", "eval/", "pretrain/x"])
+def test_bad_stage_names_are_refused(key):
+    with pytest.raises(ValueError):
+        Stage.parse(key)
+
+
+def test_stage_config_refuses_an_unlisted_benchmark():
+    drop = [f"~evaluation.benchmarks.{b}" for b in load_experiment("tiny").evaluation.benchmarks if b != "pope"]
+    cfg = load_experiment("tiny", drop)
+    with pytest.raises(ConfigError, match="not listed in evaluation.benchmarks"):
+        stage_config(cfg, Stage.evaluate("gqa"))
+    assert [s.key for s in stages(cfg)] == ["synthesize", "download", "filter", "pretrain", "finetune", "eval/pope",
+                                             "report"]
+
+
+# ----------------------------------------------------------------------------- layout and jobs
+def test_plan_paths_are_the_layout_and_the_patterns_match_them(tmp_path):
+    p = plan("tiny", results=str(tmp_path))
+    st = p["stages"]
+    assert st["finetune"]["outputs"]["model"] == f"{tmp_path}/tiny/finetune/model"
+    assert p["layout"]["finetune"]["folders"] == ["model"]
+    assert st["eval/pope"]["outputs"]["scores"] == f"{tmp_path}/tiny/eval/pope/scores.json"
+    assert st["filter"]["outputs"]["manifest"] == f"{tmp_path}/data/tiny/filtered/manifest.json"
+    # Every concrete path is its job's pattern with the wildcards filled in.
+    for entry in st.values():
+        names = {"experiment": "tiny", "dataset": "tiny", "benchmark": entry["benchmark"] or ""}
+        patterns = p["layout"][entry["kind"]]
+        assert {k: v.format(**names) for k, v in patterns["outputs"].items()} == entry["outputs"]
+        assert patterns["log"].format(**names) == entry["log"]
+
+
+def test_sharded_benchmark_has_shard_outputs_and_a_small_merge_job(tmp_path):
+    p = plan("llava-v1.5-7b", ["evaluation.benchmarks.vqav2.num_shards=4"], results="R")
+    vqa = p["stages"]["eval/vqav2"]
+    assert vqa["shard_outputs"] == [f"R/llava-v1.5-7b/eval/vqav2/shards/{k}_of_4.jsonl" for k in range(4)]
+    assert vqa["jobs"]["evaluate_shard"]["gpu"] == 1
+    assert vqa["jobs"]["evaluate"]["gpu"] == 0 and vqa["jobs"]["evaluate"]["mem_mb"] == MERGE_JOB["mem_mb"]
+    assert p["stages"]["eval/gqa"]["shard_outputs"] == [] and set(p["stages"]["eval/gqa"]["jobs"]) == {"evaluate"}
+    # The shard answers' path is the one the generation job writes.
+    from llava_core.evaluate.generate import shard_file
+
+    assert str(shard_file(Path(vqa["dir"]), 3, 4)) == vqa["shard_outputs"][3]
+
+
+def test_multi_node_stage_asks_for_gres_per_node():
+    ft = plan("llava-v1.5-13b")["stages"]["finetune"]["jobs"]["finetune"]
+    assert ft["nodes"] == 2 and ft["gres"] == "gpu:8" and ft["gpu"] == 0
+
+
+# ----------------------------------------------------------------------------- code digests
+@pytest.fixture(scope="module")
+def package_copy(tmp_path_factory) -> Path:
+    dest = tmp_path_factory.mktemp("pkg") / "llava_core"
+    shutil.copytree(ROOT / "llava_core", dest, ignore=shutil.ignore_patterns("__pycache__"))
+    return dest
+
+
+def _all_stage_digests(cfg, graph: CodeGraph) -> dict[str, object]:
+    return {st.key: stage_code(cfg, st, graph) for st in stages(cfg)}
+
+
+def test_a_stage_digest_changes_exactly_with_the_modules_it_imports(package_copy):
+    """For every stage of the tiny and the LoRA presets and every module of the package: append a
+    line to the module; the stage's digest changes if and only if the module is in its closure."""
+    cfgs = [load_experiment("tiny"), load_experiment("llava-v1.5-7b-lora")]  # LoRA: another stage 2
+    base_graph = CodeGraph(package_copy)
+    base = {cfg.name: _all_stage_digests(cfg, base_graph) for cfg in cfgs}
+    modules = sorted(package_copy.rglob("*.py"))
+    assert len(modules) > 40
+    for path in modules:
+        original = path.read_bytes()
+        rel = path.relative_to(package_copy.parent).with_suffix("")
+        module = ".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)
+        try:
+            path.write_bytes(original + b"\nEDITED_BY_TEST = 1\n")
+            graph = base_graph.edited(path)
+            for cfg in cfgs:
+                for key, new in _all_stage_digests(cfg, graph).items():
+                    old = base[cfg.name][key]
+                    assert (new.digest != old.digest) == (module in old.modules), (cfg.name, key, module)
+        finally:
+            path.write_bytes(original)
+    # An evaluation covers its own benchmark's module and not the unjudged others' (the judge
+    # module imports the two judged benchmarks, so every evaluation covers those).
+    tiny = base["tiny"]
+    unjudged = {"vqav2", "gqa", "vizwiz", "scienceqa", "textvqa", "pope", "mme", "mmbench", "seed_bench"}
+    for key, code in tiny.items():
+        if key.startswith("eval/"):
+            own = benchmark_module(key.split("/")[1])
+            assert own in code.modules
+            assert not {f"llava_core.evaluate.benchmarks.{b}" for b in unjudged} - {own} & set(code.modules)
+    assert "llava_core.model.checkpoints" not in tiny["pretrain"].modules
+    assert "llava_core.model.checkpoints" in tiny["finetune"].modules and "llava_core.evaluate.run" not in \
+        tiny["finetune"].modules
+
+
+def test_the_entry_module_counts_only_what_the_entry_reaches(package_copy):
+    """cli.py holds every stage's entry: editing one command reruns that stage, not the others."""
+    cfg = load_experiment("tiny")
+    base = _all_stage_digests(cfg, CodeGraph(package_copy))
+    cli = package_copy / "cli.py"
+    original = cli.read_text()
+    try:
+        cli.write_text(original + "\n# a comment at the end of the file\n")
+        same = _all_stage_digests(cfg, CodeGraph(package_copy))
+        assert {k: v.digest for k, v in same.items()} == {k: v.digest for k, v in base.items()}
+        assert "def cmd_finetune(args) -> int:\n" in original
+        cli.write_text(original.replace("def cmd_finetune(args) -> int:\n",
+                                        "def cmd_finetune(args) -> int:\n    args.edited = True\n"))
+        edited = _all_stage_digests(cfg, CodeGraph(package_copy))
+        changed = sorted(k for k in base if edited[k].digest != base[k].digest)
+        assert changed == ["finetune"]
+    finally:
+        cli.write_text(original)
+
+
+def test_a_deepspeed_config_file_is_part_of_the_training_digest(tmp_path, monkeypatch):
+    src = ROOT / "config"
+    shutil.copytree(src, tmp_path / "config")
+    monkeypatch.setenv("LLAVA_CORE_CONFIG_DIR", str(tmp_path / "config"))
+    cfg = load_experiment("llava-v1.5-7b")
+    before = {k: stage_code(cfg, Stage.parse(k)).digest for k in ("pretrain", "finetune")}
+    ds = tmp_path / "config" / "deepspeed" / cfg.finetune.deepspeed
+    ds.write_text(ds.read_text().replace("{", '{"wall_clock_breakdown": false,', 1))
+    after = {k: stage_code(cfg, Stage.parse(k)).digest for k in ("pretrain", "finetune")}
+    changed = {k for k in before if before[k] != after[k]}
+    assert "finetune" in changed
+    assert ("pretrain" in changed) == (cfg.pretrain.deepspeed == cfg.finetune.deepspeed)
+
+
+def test_every_kind_has_an_entry_in_the_cli():
+    import llava_core.cli as cli
+
+    for kind, entry in ENTRY.items():
+        module, _, func = entry.partition(":")
+        assert module == "llava_core.cli" and callable(getattr(cli, func)), kind
+    assert layout.OUTPUTS.keys() >= set(ENTRY) - {"summary"} | {"summary"}
