@@ -10,6 +10,11 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+# `snakemake --report report.html`: this description, the outputs flagged in workflow/rules/report.smk
+# and Snakemake's own runtime statistics, in one self-contained HTML file.
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 
 

@@ -61,17 +61,31 @@ def _write_resolved(cfg, out_dir: Path, stage: Stage, overrides: list[str]) -> N
     write_json(out_dir / "stage_config.json", stage_config(cfg, stage))
 
 
-def _run(cfg, stage: Stage, args, exp_dir: Path | None, run_name: str | None = None):
-    """The MLflow child run of a stage. Experiment stages nest under a parent carrying the whole
-    resolved config; dataset stages nest under a ``data:<name>`` parent carrying the data config."""
-    from llava_core.tracking import stage_run
-
-    params = {**stage_config(cfg, stage), "overrides": list(args.override)}
+def _parent_config(cfg) -> dict:
+    """What identifies an experiment configuration: all of it but where data and runs are kept."""
     whole = to_dict(cfg)
     # Where data comes from (mirror, base URL) is not part of what an experiment is.
     whole["data"] = stage_config(cfg, Stage("filter"))["data"] | {"resources": whole["data"]["resources"]}
-    parent = {"data": whole["data"]} if run_name else {k: v for k, v in whole.items() if k != "tracking"}
-    return stage_run(cfg, stage, args.results, exp_dir, params, run_name=run_name, parent_config=parent)
+    return {k: v for k, v in whole.items() if k != "tracking"}
+
+
+def _run(cfg, stage: Stage, args, exp_dir: Path | None, run_name: str | None = None):
+    """The MLflow child run of a stage. Experiment stages nest under a parent carrying the whole
+    resolved config, named after what differs from the preset; dataset stages nest under a
+    ``data:<name>`` parent carrying the data config."""
+    from llava_core.tracking import stage_run, variant_label
+
+    params = {**stage_config(cfg, stage), "overrides": list(args.override)}
+    parent = _parent_config(cfg)
+    if run_name:
+        return stage_run(cfg, stage, args.results, exp_dir, params, run_name=run_name,
+                         parent_config={"data": parent["data"]})
+    label, note = cfg.name, ""
+    if args.override:  # compose the preset alone only when something may differ from it
+        label, note = variant_label(cfg.name, parent, _parent_config(load_experiment(args.experiment)),
+                                    list(args.override))
+    return stage_run(cfg, stage, args.results, exp_dir, params, parent_config=parent, parent_label=label,
+                     parent_note=note)
 
 
 def _exp_dir(args, cfg) -> Path:
@@ -278,14 +292,45 @@ def cmd_report(args) -> int:
         scores[bench] = read_json(outputs("evaluate", folder)["scores"])
     _write_resolved(cfg, out / "report_config", Stage("report"), args.override)
     with _run(cfg, Stage("report"), args, _exp_dir(args, cfg)) as run:
-        rows = write_report(cfg.name, cfg.paper_row, scores, out)
-        run.log_metrics({f"report/{r['benchmark']}/delta": r["delta"] for r in rows if r["delta"] is not None})
+        note = ("A tiny, randomly initialised LLaVA trained on the synthetic world: not comparable with the "
+                "paper. It reads colours, shapes, positions and backgrounds off the image (VQAv2, GQA, VizWiz, "
+                "TextVQA, LLaVA-Bench, MM-Vet: far above chance); comparing the question or the options with "
+                "the image (POPE, MME, ScienceQA, MMBench, SEED) it has not learned in its 658 steps "
+                "(docs/evaluation.md)." if cfg.data.get("synthetic") else "")
+        rows = write_report(cfg.name, cfg.paper_row, scores, out, note=note)
+        _report_figures(args, cfg, out)
+        run.log_metrics({f"report/{r['benchmark']}/{k}": r[k] for r in rows for k in ("delta", "above_chance")
+                         if r[k] is not None})
         for name in ("report.md", "report.csv", "report.png"):
             run.log_artifact(out / name)
             run.log_artifact_on_parent(out / name)
         run.finish_parent()
     print((out / "report.md").read_text())
     return 0
+
+
+def _report_figures(args, cfg, out: Path) -> None:
+    """The rest of the report's outputs (``snakemake --report``): each training stage's loss and
+    learning-rate curves from its ``metrics.json``, and the filter manifest's kept/dropped counts.
+    An input missing under ``--results`` (a report of scores from elsewhere) is skipped, said so."""
+    from llava_core.evaluate.curves import plot_training_curves
+    from llava_core.evaluate.data_summary import write_data_summary
+    from llava_core.io import read_json
+    from llava_core.plan.layout import outputs, stage_dir
+    from llava_core.plan.stage import TRAIN_KINDS
+
+    mine = outputs("report", str(out))
+    for kind in TRAIN_KINDS:
+        metrics = Path(outputs(kind, stage_dir(str(args.results), Stage(kind), experiment=cfg.name))["metrics"])
+        if metrics.is_file():
+            plot_training_curves(read_json(metrics), f"{cfg.name} {kind}", Path(mine[f"{kind}_curves"]))
+        else:
+            log.warning("report: no %s, so no %s curves", metrics, kind)
+    manifest = Path(outputs("filter", stage_dir(str(args.results), Stage("filter"), dataset=cfg.data.name))["manifest"])
+    if manifest.is_file():
+        write_data_summary(read_json(manifest), Path(mine["data_summary"]))
+    else:
+        log.warning("report: no %s, so no data summary", manifest)
 
 
 def cmd_mlflow_sync(args) -> int:
@@ -389,7 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--reviews", nargs="*")
     sp.add_argument("--out", help="folder for upload files (default: beside the answers)")
     sp.set_defaults(fn=cmd_score)
-    sp = exp_cmd("report", "tabulate the experiment's scores beside the paper's", cmd_report)
+    sp = exp_cmd("report", "tabulate the experiment's scores beside the paper's; draw its training curves "
+                 "and summarise its data's filter manifest", cmd_report)
     sp.add_argument("--eval-dir", help="folder holding <benchmark>/scores.json (default: the experiment's "
                     "evaluation folders under --results)")
     sp.add_argument("--out", required=True)
@@ -417,6 +463,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--layout", required=True, choices=("original", "llava-hf"))
     sp.add_argument("--vision-tower", help="CLIP folder or hub name (original layout; default: mm_vision_tower)")
     sp.set_defaults(fn=cmd_import_checkpoint)
+    from llava_core.cluster.commands import add_cluster_parser  # argparse only: every job builds this parser
+
+    add_cluster_parser(sub)
     return p
 
 

@@ -8,6 +8,7 @@ the target only once it is fully written and flushed.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -27,12 +28,49 @@ class FormatError(ValueError):
         super().__init__(f"{where}: {message}" + (f" ({hint})" if hint else ""))
 
 
+@functools.cache
+def _umask() -> int:
+    # Read once: os.umask can only be read by setting it, which would race with other threads.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def default_mode(folder: bool = False) -> int:
+    """The mode ``open``/``mkdir`` would give a new file (``folder``: a new folder) under the umask."""
+    return (0o777 if folder else 0o666) & ~_umask()
+
+
+def _temp_file(path: Path) -> tuple[int, str]:
+    """A temporary file beside ``path`` with the mode the umask gives (mkstemp alone makes it 0600:
+    group members on a shared file system could not read the renamed output)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, default_mode())
+    return fd, tmp
+
+
+def temp_dir(parent: str | os.PathLike, prefix: str, suffix: str = ".tmp") -> Path:
+    """A new temporary folder in ``parent`` with the mode the umask gives (mkdtemp makes it 0700)."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=parent))
+    os.chmod(tmp, default_mode(folder=True))
+    return tmp
+
+
+def apply_umask(folder: str | os.PathLike) -> None:
+    """Give every file under ``folder`` the mode the umask gives (keeping executable bits): for
+    folders filled by libraries that write through private temporary files (transformers writes
+    ``model.safetensors`` with mode 0600)."""
+    for path in Path(folder).rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            os.chmod(path, default_mode() | (path.stat().st_mode & 0o111 & ~_umask()))
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
     """Open a temporary file beside ``path``; rename it onto ``path`` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _temp_file(path)
     try:
         with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as fh:
             yield fh
@@ -50,7 +88,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``; it replaces ``path`` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    tmp = temp_dir(path.parent, prefix=f".{path.name}.")
     try:
         yield tmp
         if path.exists():

@@ -48,6 +48,28 @@ def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def variant_label(experiment: str, config: Mapping[str, Any], preset: Mapping[str, Any],
+                  overrides: list[str], max_len: int = 200) -> tuple[str, str]:
+    """A parent run's name and description: the experiment and every setting in which ``config``
+    differs from its ``preset`` (``"tiny finetune.learning_rate=0.001"``), so two variants can be
+    told apart on MLflow's compare page; the description also lists the overrides as given."""
+    ours, base = flatten(config), flatten(preset)
+    diffs = [f"{k}={ours.get(k, '(unset)')}" for k in sorted(set(ours) | set(base)) if ours.get(k) != base.get(k)]
+    label = " ".join([experiment, *diffs])
+    if len(label) > max_len:  # MLflow truncates long names; keep the first settings and a count
+        shown = []
+        for d in diffs:
+            if len(" ".join([experiment, *shown, d])) > max_len - 12:
+                break
+            shown.append(d)
+        label = " ".join([experiment, *shown, f"(+{len(diffs) - len(shown)} more)"])
+    lines = [f"Experiment preset `{experiment}`" + (" with overrides:" if overrides else ", no overrides.")]
+    lines += [f"- `{o}`" for o in overrides]
+    if diffs:
+        lines += ["", "Differs from the preset in:", *[f"- `{d}`" for d in diffs]]
+    return label, "\n".join(lines)
+
+
 def _git_commit() -> str:
     try:
         here = Path(__file__).resolve().parent
@@ -93,11 +115,12 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def parent_run_id(client, experiment_id: str, run_name: str, exp_dir: Path, uri: str,
-                  config: Mapping[str, Any] | None = None) -> str:
+                  config: Mapping[str, Any] | None = None, label: str | None = None, note: str = "") -> str:
     """The parent run of this experiment configuration, created by the first job that asks.
 
     A changed configuration (e.g. another learning rate) gets a new parent, so two variants sit
-    side by side in the runs table; stages rerun for it nest under the new parent.
+    side by side in the runs table; stages rerun for it nest under the new parent. ``label`` names
+    it (default ``run_name``, the experiment), ``note`` is its description.
     """
     digest = hashlib.sha256(json.dumps(config or {}, sort_keys=True, default=str).encode()).hexdigest()[:16]
     record = exp_dir / "mlflow_parent.json"
@@ -110,10 +133,11 @@ def parent_run_id(client, experiment_id: str, run_name: str, exp_dir: Path, uri:
                     return entry["run_id"]
             except Exception:
                 log.warning("parent run %s is gone from %s; creating a new one", entry["run_id"], uri)
-        run = client.create_run(experiment_id, run_name=run_name,
-                                tags={"llava.role": "parent", "llava.experiment": run_name,
-                                      "llava.config_hash": digest, "llava_core.version": __version__,
-                                      "git.commit": _git_commit()})
+        tags = {"llava.role": "parent", "llava.experiment": run_name, "llava.config_hash": digest,
+                "llava_core.version": __version__, "git.commit": _git_commit()}
+        if note:
+            tags["mlflow.note.content"] = note  # the run's description in the UI
+        run = client.create_run(experiment_id, run_name=label or run_name, tags=tags)
         _log_params(client, run.info.run_id, config or {})
         known[uri] = {"run_id": run.info.run_id, "config": digest}
         write_json(record, known)
@@ -148,14 +172,17 @@ class StageRun:
     @classmethod
     def create(cls, *, uri: str, experiment_name: str, run_name: str, stage: Stage, exp_dir: Path | None,
                params: Mapping[str, Any] | None = None, tags: Mapping[str, str] | None = None,
-               parent_config: Mapping[str, Any] | None = None, journal_dir: Path | None = None) -> StageRun:
+               parent_config: Mapping[str, Any] | None = None, journal_dir: Path | None = None,
+               parent_label: str | None = None, parent_note: str = "") -> StageRun:
         """A new child run ``<run_name>/<stage>`` (under the experiment's parent when ``exp_dir`` is
-        given); recorded in the journal if the server cannot be reached."""
+        given, named ``parent_label`` and described by ``parent_note`` if it is created now);
+        recorded in the journal if the server cannot be reached."""
         run = cls(uri, stage, journal_dir)
         create = {"uri": uri, "experiment_name": experiment_name, "run_name": run_name, "stage": stage.key,
                   "exp_dir": str(exp_dir) if exp_dir is not None else None, "params": dict(params or {}),
                   "tags": {**_default_tags(stage.key, run_name), **(tags or {})},
-                  "parent_config": dict(parent_config or {})}
+                  "parent_config": dict(parent_config or {}), "parent_label": parent_label,
+                  "parent_note": parent_note}
         try:
             run._create(**create)
         except Exception as e:  # noqa: BLE001 - any tracking failure must not stop the job
@@ -171,11 +198,13 @@ class StageRun:
         run.run_id, run.parent_id = run_id, parent_id
         return run
 
-    def _create(self, *, uri, experiment_name, run_name, stage, exp_dir, params, tags, parent_config) -> None:
+    def _create(self, *, uri, experiment_name, run_name, stage, exp_dir, params, tags, parent_config,
+                parent_label=None, parent_note="") -> None:
         self.client = _client(uri)
         experiment_id = _experiment_id(self.client, experiment_name)
         if exp_dir is not None:
-            self.parent_id = parent_run_id(self.client, experiment_id, run_name, Path(exp_dir), uri, parent_config)
+            self.parent_id = parent_run_id(self.client, experiment_id, run_name, Path(exp_dir), uri, parent_config,
+                                           label=parent_label, note=parent_note)
             tags = {**tags, "mlflow.parentRunId": self.parent_id}
         self.run_id = self.client.create_run(experiment_id, run_name=f"{run_name}/{stage}", tags=tags).info.run_id
         if params:
@@ -311,8 +340,10 @@ def pending_journals(results_dir: str | Path) -> list[Path]:
 
 @contextlib.contextmanager
 def stage_run(cfg, stage: Stage, results_dir: str | Path, exp_dir: Path | None, params: Mapping[str, Any],
-              run_name: str | None = None, parent_config: Mapping[str, Any] | None = None) -> Iterator[StageRun]:
-    """Open a child run for ``stage``; it ends FAILED if the block raises.
+              run_name: str | None = None, parent_config: Mapping[str, Any] | None = None,
+              parent_label: str | None = None, parent_note: str = "") -> Iterator[StageRun]:
+    """Open a child run for ``stage``; it ends FAILED if the block raises. ``parent_label`` and
+    ``parent_note`` name and describe the experiment's parent run if this job creates it.
 
     A stage preempted by SLURM (exit status 75 after a checkpoint) ends KILLED and leaves a note,
     so its rerun, which resumes training, re-attaches to the same run: one run, one loss curve.
@@ -336,6 +367,7 @@ def stage_run(cfg, stage: Stage, results_dir: str | Path, exp_dir: Path | None, 
     if run is None:
         run = StageRun.create(uri=uri, experiment_name=cfg.tracking.experiment_name, run_name=run_name or cfg.name,
                               stage=stage, exp_dir=exp_dir, params=params, parent_config=parent_config,
+                              parent_label=parent_label, parent_note=parent_note,
                        journal_dir=journal_dir)
     try:
         yield run

@@ -82,3 +82,17 @@ def start_mlflow_server(backend_uri: str, port: int, artifacts: Path) -> subproc
             time.sleep(0.5)
     proc.kill()
     raise AssertionError("mlflow server did not start within 90 s")
+
+
+def slurm_cluster_up() -> bool:
+    """A SLURM cluster answers here (CI starts one with .ci/slurm/start.sh). The SLURM tests skip
+    without one, except under CI, where a missing cluster must fail them."""
+    import shutil
+
+    if not shutil.which("sinfo"):
+        return False
+    try:
+        proc = subprocess.run(["timeout", "10", "sinfo", "-h", "-o", "%T"], capture_output=True, text=True)
+    except OSError:
+        return False
+    return proc.returncode == 0 and any(s in proc.stdout for s in ("idle", "mixed", "allocated"))

@@ -42,6 +42,12 @@ def _variant(tiny_local: Path, dest: Path) -> Path:
     shutil.copytree(tiny_local, dest, ignore=shutil.ignore_patterns("checkpoints", "mirror"))
     run(["snakemake", "--cores", "2", "--forcerun", "finetune", "--config", f"results={dest}",
          "overrides=finetune.learning_rate=1e-3"], timeout=1500)
+    # --forcerun retrained stage 2 from its first step (tests/test_train_resume.py covers a forced
+    # rerun with the same config, whose finished checkpoint must not be resumed either)
+    before = json.loads((tiny_local / "tiny" / "finetune" / "metrics.json").read_text())
+    after = json.loads((dest / "tiny" / "finetune" / "metrics.json").read_text())
+    assert after["train/resumed"] == 0 and after["train/steps"] == before["train/steps"] > 0
+    assert after["train/samples_per_second"] > 0 and after["loss_history"] != before["loss_history"]
     return dest
 
 
@@ -57,8 +63,13 @@ def test_compare_page_shows_the_differing_param_and_every_benchmark(tmp_path, ti
         client = MlflowClient(f"http://127.0.0.1:{port}")
         exp = client.get_experiment_by_name("llava-core")
         parents = [r for r in client.search_runs([exp.experiment_id])
-                   if r.data.tags.get("llava.role") == "parent" and r.info.run_name == "tiny"]
+                   if r.data.tags.get("llava.role") == "parent" and r.data.tags["llava.experiment"] == "tiny"]
         assert sorted(r.data.params["finetune.learning_rate"] for r in parents) == ["0.001", "0.003"]
+        # Named from what differs from the preset, with the overrides as the description.
+        names = {r.data.params["finetune.learning_rate"]: r.info.run_name for r in parents}
+        assert names == {"0.003": "tiny", "0.001": "tiny finetune.learning_rate=0.001"}, names
+        variant = next(r for r in parents if r.info.run_name != "tiny")
+        assert "- `finetune.learning_rate=1e-3`" in variant.data.tags["mlflow.note.content"]
         for r in parents:
             assert all(f"eval/{b}/score" in r.data.metrics for b in BENCHMARKS)
         ids = json.dumps([r.info.run_id for r in parents])
@@ -88,8 +99,10 @@ def test_compare_page_shows_the_differing_param_and_every_benchmark(tmp_path, ti
     assert "finetune.learning_rate" in text and "0.003" in text and "0.001" in text
     for b in BENCHMARKS:
         assert f"eval/{b}/score" in text
-    for r in parents:
-        assert r.info.run_id in text or r.info.run_name in text
+    # The compare page heads each column with its run's name: the two variants are told apart.
+    header = text.split("finetune.learning_rate", 1)[0]
+    assert "tiny finetune.learning_rate=0.001" in header, header[:2000]
+    assert "tiny\n" in header or "tiny\t" in header, header[:2000]
     assert (tmp_path / "compare.png").stat().st_size > 10_000
     if os.environ.get("LLAVA_SCREENSHOT_DIR"):  # how docs/images/mlflow-compare.png is made
         shutil.copy(tmp_path / "compare.png", Path(os.environ["LLAVA_SCREENSHOT_DIR"]) / "mlflow-compare.png")

@@ -1,8 +1,11 @@
-"""The tiny DAG through the SLURM profile on a real one-node cluster (.ci/slurm/start.sh).
+"""The tiny DAG on a real one-node SLURM cluster (.ci/slurm/start.sh), run exactly as a new user
+would: ``llava-core cluster setup``, ``llava-core cluster check``, then ``snakemake --profile slurm``.
 
-One run covers three claims: every stage runs as a SLURM job to the end; a training job
-cancelled with ``scancel`` is retried by Snakemake and resumes from its last checkpoint; and the
-scores equal those of the local run.
+One run covers four claims: setup writes a profile Snakemake finds by its bare name and check
+passes; every stage runs as a SLURM job to the end from a copy of the workflow (the code digests
+work from there: the copy's plan equals the repository's and a dry run afterwards has nothing to
+do); a training job cancelled with ``scancel`` is retried by Snakemake and resumes from its last
+checkpoint; and the scores equal those of the local run.
 """
 
 from __future__ import annotations
@@ -14,21 +17,10 @@ import subprocess
 import time
 
 import pytest
-from conftest import ROOT, run
-
-
-def _cluster_up() -> bool:
-    if not shutil.which("sinfo"):
-        return False
-    try:
-        proc = subprocess.run(["timeout", "10", "sinfo", "-h", "-o", "%T"], capture_output=True, text=True)
-    except OSError:
-        return False
-    return proc.returncode == 0 and any(s in proc.stdout for s in ("idle", "mixed", "allocated"))
-
+from conftest import ROOT, run, slurm_cluster_up
 
 # CI starts the cluster, so there a missing cluster is a failure, not a skip.
-pytestmark = pytest.mark.skipif(not _cluster_up() and not os.environ.get("CI"),
+pytestmark = pytest.mark.skipif(not slurm_cluster_up() and not os.environ.get("CI"),
                                 reason="no SLURM cluster here: run .ci/slurm/install.sh && .ci/slurm/start.sh")
 
 
@@ -37,11 +29,38 @@ def _squeue() -> list[tuple[str, str]]:
     return [(line.split("|")[0], line) for line in out.stdout.splitlines() if line.strip()]
 
 
+def _in(workdir, cmd: list[str], env: dict, timeout: int = 120) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+def _digests(plan: dict) -> dict:
+    return {k: (s["config_digest"], s["code_digest"]) for k, s in plan["stages"].items()}
+
+
 def test_tiny_dag_on_slurm_survives_a_cancelled_job(tmp_path, tiny_local):
-    results = tmp_path / "slurm"
+    # A working copy of the workflow, so that results land there and not in the repository.
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copy2(ROOT / "Snakefile", work / "Snakefile")
+    for folder in ("workflow", "config", "envs"):  # envs/: the rules name their conda environment
+        shutil.copytree(ROOT / folder, work / folder)
+    results = work / "results"
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+
+    setup = _in(work, ["llava-core", "cluster", "setup", "--yes"], env)
+    assert (tmp_path / "xdg" / "snakemake" / "slurm" / "config.yaml").is_file(), setup.stdout
+    check = _in(work, ["llava-core", "cluster", "check"], env)
+    assert "0 fail" in check.stdout, check.stdout
+    # The copy plans exactly what the repository plans: same config and code digests.
+    plan_here = json.loads(_in(work, ["llava-core", "plan", "tiny", "--results", str(results)], env).stdout)
+    plan_repo = json.loads(run(["llava-core", "plan", "tiny", "--results", str(results)]).stdout)
+    assert _digests(plan_here) == _digests(plan_repo)
+
     log = open(tmp_path / "snakemake.log", "w")
-    proc = subprocess.Popen(["timeout", "-k", "10", "1800", "snakemake", "--profile", "profiles/slurm-ci",
-                             "--config", f"results={results}"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(["timeout", "-k", "10", "1800", "snakemake", "--profile", "slurm"], cwd=work, env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
     try:
         ckpts = results / "tiny" / "finetune" / "checkpoints"
         deadline = time.time() + 1200
@@ -62,3 +81,8 @@ def test_tiny_dag_on_slurm_survives_a_cancelled_job(tmp_path, tiny_local):
     assert ft["train/resumed"] == 1
     # Same seed, same data, resumed mid-way: the same scores as the uninterrupted local run.
     assert (results / "tiny" / "report.csv").read_text() == (tiny_local / "tiny" / "report.csv").read_text()
+    # The profile keeps the SLURM logs of successful jobs too.
+    assert list((work / ".snakemake" / "slurm_logs" / "rule_report").rglob("*.log"))
+    # The rerun triggers hold from the copy: nothing left to do.
+    dry = _in(work, ["snakemake", "-n", "--cores", "1"], env, timeout=300)
+    assert "Nothing to be done" in dry.stdout, dry.stdout[-3000:]

@@ -9,7 +9,7 @@ from conftest import free_port, run, start_mlflow_server
 from mlflow.tracking import MlflowClient
 
 from llava_core.plan.stage import Stage
-from llava_core.tracking import flatten, pending_journals, stage_run
+from llava_core.tracking import flatten, pending_journals, stage_run, variant_label
 
 
 def _cfg(uri: str) -> NS:
@@ -18,6 +18,34 @@ def _cfg(uri: str) -> NS:
 
 def test_flatten_nests_keys_and_serialises_lists():
     assert flatten({"a": {"b": 1, "c": [1, 2]}, "d": None}) == {"a.b": 1, "a.c": "[1, 2]", "d": None}
+
+
+def test_variant_label_names_what_differs_from_the_preset():
+    preset = {"finetune": {"learning_rate": 0.003, "epochs": 10}, "seed": 42}
+    ours = {"finetune": {"learning_rate": 0.001, "epochs": 10}, "seed": 7}
+    label, note = variant_label("tiny", ours, preset, ["finetune.learning_rate=1e-3", "seed=7"])
+    assert label == "tiny finetune.learning_rate=0.001 seed=7"
+    assert note.splitlines()[:3] == ["Experiment preset `tiny` with overrides:", "- `finetune.learning_rate=1e-3`",
+                                     "- `seed=7`"]
+    # An override that sets the preset's own value changes nothing: the plain name.
+    assert variant_label("tiny", preset, preset, ["seed=42"])[0] == "tiny"
+    many = {"finetune": {f"k{i}": i for i in range(60)}}
+    long_label, _ = variant_label("tiny", many, {"finetune": {}}, [])
+    assert len(long_label) <= 200 and long_label.endswith("more)") and long_label.startswith("tiny finetune.k0=0")
+
+
+def test_parent_run_takes_the_variant_label_and_description(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with stage_run(_cfg(uri), Stage("finetune"), tmp_path, tmp_path / "exp", {}, parent_config={"a": 1},
+                   parent_label="exp a=1", parent_note="Experiment preset `exp` with overrides:"):
+        pass
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("llava-core").experiment_id])
+    parent = next(r for r in runs if r.data.tags.get("llava.role") == "parent")
+    assert parent.info.run_name == "exp a=1" and parent.data.tags["llava.experiment"] == "exp"
+    assert parent.data.tags["mlflow.note.content"].startswith("Experiment preset `exp`")
+    child = next(r for r in runs if r.data.tags.get("llava.role") != "parent")
+    assert child.info.run_name == "exp/finetune"
 
 
 def test_stages_of_separate_calls_share_one_parent(tmp_path):

@@ -31,7 +31,7 @@ from train_util import (
 
 from llava_core.exit_codes import PREEMPTED
 from llava_core.train.callbacks import PreemptionCallback
-from llava_core.train.runner import last_complete_checkpoint
+from llava_core.train.runner import finished_checkpoint, last_complete_checkpoint
 
 # Stage 2 with the modality-grouped sampler: 64 samples (62 with an image), global batch 16 = 8 x 2
 # accumulation, so 4 steps an epoch; checkpoints at 3, 6, 9; 10 steps cross an epoch boundary.
@@ -65,6 +65,35 @@ def test_killed_stage2_resumes_mid_epoch_to_the_same_loss_and_weights(tiny_data,
     assert len(mb["loss_history"]) == len(ma["loss_history"]) == 10
     assert mb["loss_history"] == pytest.approx(ma["loss_history"], abs=1e-5)
     assert_same_tensors(model_tensors(a), model_tensors(b), atol=1e-5)
+    # Once the outputs are written the checkpoints have served: none is left to resume.
+    assert not list((a / "checkpoints").glob("checkpoint-*")) and not list((b / "checkpoints").glob("checkpoint-*"))
+
+
+def test_rerun_of_a_finished_stage_trains_afresh(tiny_data, tmp_path):
+    """Killed after its last step was checkpointed but before its outputs were written (or rerun
+    by --forcerun while a finished checkpoint is there): the rerun trains every step again instead
+    of resuming into a 0-step run whose metrics would replace the real ones."""
+    out = tmp_path / "ft"
+    args = [*FINETUNE, "-o", "finetune.save_steps=5", "--init", str(tiny_data.baseline)]
+    crashed = run_stage("finetune", tiny_data, out, args, env=stage_env(LLAVA_CORE_CRASH_AT_TRAIN_END="1"),
+                        check=False)
+    assert crashed.returncode == 137, crashed.stderr[-3000:]
+    assert Path(last_complete_checkpoint(out / "checkpoints")).name == "checkpoint-10"
+    assert finished_checkpoint(out / "checkpoints" / "checkpoint-10")
+    rerun = run_stage("finetune", tiny_data, out, args)
+    assert "ends a finished run; training afresh" in rerun.stderr and "resuming finetune" not in rerun.stderr
+    m = metrics(out)
+    assert m["train/resumed"] == 0 and m["train/steps"] == 10 and len(m["loss_history"]) == 10
+    assert m["train/samples_per_second"] > 0
+    assert not list((out / "checkpoints").glob("checkpoint-*"))
+
+
+def test_finished_checkpoint_reads_the_trainer_state(tmp_path):
+    for step, max_steps, done in ((10, 10, True), (9, 10, False), (0, 0, False)):
+        d = tmp_path / f"checkpoint-{step}-{max_steps}"
+        d.mkdir()
+        (d / "trainer_state.json").write_text(json.dumps({"global_step": step, "max_steps": max_steps}))
+        assert finished_checkpoint(d) is done
 
 
 def test_sigusr1_checkpoints_exits_75_and_the_rerun_resumes(tiny_data, tmp_path):

@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Start a real one-node SLURM cluster (slurmctld + slurmd + munged) on this
-# machine, for testing the Snakemake SLURM profiles (profiles/slurm-ci).
+# machine, for testing `llava-core cluster setup/check` and the SLURM profile they write.
 #
 #   .ci/slurm/install.sh   # once: apt packages
 #   .ci/slurm/start.sh     # this script; prints the cluster state when ready
-#   ...                    # snakemake --profile profiles/slurm-ci ...
+#   ...                    # llava-core cluster setup --yes && llava-core cluster check
+#                          # && snakemake --profile slurm
 #   .ci/slurm/stop.sh
 #
 # The node is called "localhost", has the machine's real CPUs and memory (minus
 # headroom) and one fake GPU (gres gpu:1 backed by /dev/null), so jobs may ask
 # for --gpus=1. Partition "debug" (default, no time limit). No accounting
-# (no slurmdbd): status polling must use squeue, see profiles/slurm-ci.
+# (no slurmdbd): status polling must use squeue (setup detects it and writes it).
 #
 # Environment knobs:
 #   SLURM_CI_DIR               state/spool/log folder      (default /tmp/slurm-ci)

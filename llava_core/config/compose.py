@@ -6,6 +6,7 @@ The presets live in the repository's ``config/`` folder (``experiment/``, ``mode
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
@@ -56,15 +57,13 @@ def load_experiment(name: str, overrides: list[str] | tuple[str, ...] = ()) -> D
     """Compose preset ``name`` with Hydra ``overrides``, check it and return it resolved."""
     known = available_experiments()
     if name not in known:
-        raise ConfigError(f"unknown experiment {name!r}; available presets: {', '.join(known)}")
-    _register_schema()
+        raise ConfigError(f"unknown experiment {name!r}{_did_you_mean(name, known)}; "
+                          f"available presets: {', '.join(known)}")
     try:
-        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-            cfg = compose(config_name="llava", overrides=[f"+experiment={name}", *overrides])
-        OmegaConf.resolve(cfg)
+        cfg = _compose(name, overrides)
         missing = sorted(OmegaConf.missing_keys(cfg))
     except (HydraException, OmegaConfBaseException) as e:
-        raise ConfigError(f"experiment {name!r} with overrides {list(overrides)}: {_one_line(e)}") from None
+        raise ConfigError(_explain(name, list(overrides), e)) from None
     _type_benchmarks(cfg)
     if missing:
         raise ConfigError(f"experiment {name!r}: required keys have no value: {', '.join(missing)}")
@@ -73,6 +72,52 @@ def load_experiment(name: str, overrides: list[str] | tuple[str, ...] = ()) -> D
     validate(cfg)
     OmegaConf.set_readonly(cfg, True)
     return cfg
+
+
+def _compose(name: str, overrides: list[str] | tuple[str, ...]) -> DictConfig:
+    _register_schema()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose(config_name="llava", overrides=[f"+experiment={name}", *overrides])
+    OmegaConf.resolve(cfg)
+    return cfg
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    near = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f" (did you mean {near[0]!r}?)" if near else ""
+
+
+def _keys(node: Any, prefix: str = "") -> list[str]:
+    """Every dotted key of a config (mappings only: a list is one key)."""
+    out = []
+    for k, v in node.items():
+        out.append(f"{prefix}{k}")
+        if isinstance(v, dict):
+            out += _keys(v, f"{prefix}{k}.")
+    return out
+
+
+def _explain(name: str, overrides: list[str], error: BaseException) -> str:
+    """One message for a failed composition: the override at fault, what was wrong and, for an
+    unknown key, the nearest valid one and the keys allowed beside it."""
+    try:
+        keys = _keys(OmegaConf.to_container(_compose(name, [])))
+    except (HydraException, OmegaConfBaseException):  # the preset itself is broken: say what Hydra said
+        return f"experiment {name!r}: {_one_line(error)}"
+    for override in overrides:
+        key = override.split("=", 1)[0].lstrip("+~")
+        if override.startswith(("+", "~")) or key in keys:
+            continue
+        parent, _, leaf = key.rpartition(".")
+        siblings = sorted(k.rpartition(".")[2] for k in keys if k.rpartition(".")[0] == parent)
+        allowed = f"; keys {'under ' + repr(parent) if parent else 'at the top level'}: {', '.join(siblings)}" \
+            if siblings else ""
+        return (f"override {override!r} of experiment {name!r}: unknown key {key!r}"
+                f"{_did_you_mean(key, keys)}{allowed}")
+    culprit = next((o for o in overrides if o.split("=", 1)[0].lstrip("+~") in _one_line(error)), None)
+    where = f"override {culprit!r} of experiment {name!r}" if culprit else \
+        f"experiment {name!r} with overrides {overrides}"
+    return f"{where}: {_one_line(error)}"
 
 
 def _type_benchmarks(cfg: DictConfig) -> None:
@@ -114,6 +159,10 @@ def as_stage(stage: Stage | str) -> Stage:
     return stage if isinstance(stage, Stage) else Stage.parse(stage)
 
 
+# Data settings that say where from or how big, not what: in no stage's config slice.
+DATA_KEYS_OUTSIDE_DIGESTS = ("base_url", "mirror", "disk_gb")
+
+
 def stage_config(cfg: DictConfig, stage: Stage | str) -> dict:
     """The part of the config that decides a stage's outputs (its rerun trigger and MLflow params).
 
@@ -135,12 +184,12 @@ def stage_config(cfg: DictConfig, stage: Stage | str) -> dict:
                    "image_size": c["model"]["image_size"], "patch_size": c["model"]["patch_size"],
                    "vision_feature_select_strategy": c["model"]["vision_feature_select_strategy"],
                    "templates": {s: c[s]["template"] for s in ("pretrain", "finetune")}}
-        return {"data": {k: v for k, v in data.items() if k not in ("base_url", "mirror")}, "lengths": lengths}
+        return {"data": {k: v for k, v in data.items() if k not in DATA_KEYS_OUTSIDE_DIGESTS}, "lengths": lengths}
     if stage.trains:
         st = dict(c[stage.kind])
         if st["tune"] != "lora":  # LoRA settings matter only to a LoRA stage
             st.pop("lora")
-        data = {k: v for k, v in data.items() if k not in ("base_url", "mirror")}
+        data = {k: v for k, v in data.items() if k not in DATA_KEYS_OUTSIDE_DIGESTS}
         return {"seed": c["seed"], "model": c["model"], "data": data, stage.kind: st}
     if stage.kind == "evaluate":
         bench = stage.benchmark

@@ -121,6 +121,10 @@ class DataConfig:
     eval_root: str = "eval"
     filter: FilterConfig = field(default_factory=FilterConfig)
     resources: Resources = field(default_factory=Resources)
+    # Estimated peak disk use of the data folder in GB (unpacked sources, the largest archive while
+    # it unpacks, filtered sets): `llava-core cluster check` compares it with the free space. Not
+    # part of any stage's config digest.
+    disk_gb: float | None = None
 
 
 @dataclass

@@ -27,12 +27,11 @@ import contextlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llava_core.io import atomic_dir
+from llava_core.io import atomic_dir, temp_dir
 
 if TYPE_CHECKING:
     import datasets
@@ -112,7 +111,7 @@ class TrainingIndexWriter:
         from datasets.arrow_writer import ArrowWriter
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._build = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.build.", suffix=".tmp", dir=self.path.parent))
+        self._build = temp_dir(self.path.parent, prefix=f".{self.path.name}.build.")
         self._writer = ArrowWriter(features=_features(), path=str(self._build / "records.arrow"),
                                    writer_batch_size=WRITE_BATCH)
         return self

@@ -121,7 +121,7 @@ def score_answers(cfg, name: str, answers: list[dict], *, eval_root: Path, out_d
         run.log_params(judge_params(jcfg, judge))
     score = bench.score(eval_root, answers, out_dir=out_dir, reviews=reviews)
     result = {"benchmark": name, "title": bench.title, "paper_column": bench.paper_column,
-              "num_questions": num_questions, **score.to_dict()}
+              "num_questions": num_questions, "chance": bench.chance_level(eval_root), **score.to_dict()}
     if judge_info:
         result["judge"] = judge_info
     write_json(Path(out_dir) / "scores.json", result)

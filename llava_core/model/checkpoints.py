@@ -41,7 +41,7 @@ from transformers import (
 
 from llava_core.data.images import load_image_processor
 from llava_core.data.tokenize import use_legacy_sentencepiece
-from llava_core.io import atomic_dir, read_json
+from llava_core.io import apply_umask, atomic_dir, read_json
 from llava_core.model.build import IMAGE_TOKEN, LlavaParts, torch_dtype
 
 log = logging.getLogger(__name__)
@@ -109,6 +109,7 @@ def save_llava(model, tokenizer, image_processor, out_dir: str | Path, *,
         processor.save_pretrained(tmp)
         # A standalone preprocessor_config.json too, for tools that load only the image processor.
         image_processor.save_pretrained(tmp)
+        apply_umask(tmp)
     return out_dir
 
 

@@ -21,7 +21,11 @@ OUTPUTS: dict[str, dict[str, str]] = {
     "finetune": {"model": "model", "metrics": "metrics.json"},
     "evaluate": {"scores": "scores.json", "answers": "answers.jsonl"},
     "evaluate_shard": {"answers": "shards/{shard}_of_{n}.jsonl"},
-    "report": {"md": "report.md", "csv": "report.csv", "png": "report.png"},
+    "report": {"md": "report.md", "csv": "report.csv", "png": "report.png",
+               # the figures and tables of `snakemake --report` (workflow/report/): each training
+               # stage's loss and learning rate against step, and the filter's kept/dropped counts
+               "pretrain_curves": "curves/pretrain.png", "finetune_curves": "curves/finetune.png",
+               "data_summary": "data_summary.csv"},
     "summary": {"md": "report.md"},
 }
 

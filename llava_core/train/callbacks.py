@@ -119,30 +119,40 @@ class TestHooksCallback(TrainerCallback):
     """Test-only fault injection, switched on by environment variables (never set in production).
 
     ``LLAVA_CORE_CRASH_AFTER_STEP=N``: hard-exit (status 137, no cleanup, like ``kill -9``) at the
-    end of optimizer step N. ``LLAVA_CORE_STEP_SLEEP=S``: sleep S seconds after each step, so a
-    test can send a signal while training is still running.
+    end of optimizer step N. ``LLAVA_CORE_CRASH_AT_TRAIN_END=1``: the same once training has ended
+    (after its last checkpoint, before the stage writes its outputs). ``LLAVA_CORE_STEP_SLEEP=S``:
+    sleep S seconds after each step, so a test can send a signal while training is still running.
     """
 
     __test__ = False  # not a pytest class
 
-    def __init__(self, crash_after_step: int | None, step_sleep: float):
+    def __init__(self, crash_after_step: int | None, step_sleep: float, crash_at_end: bool = False):
         self.crash_after_step = crash_after_step
         self.step_sleep = step_sleep
+        self.crash_at_end = crash_at_end
 
     @classmethod
     def from_env(cls, env=None) -> TestHooksCallback | None:
         env = os.environ if env is None else env
         crash = env.get("LLAVA_CORE_CRASH_AFTER_STEP")
         sleep = float(env.get("LLAVA_CORE_STEP_SLEEP") or 0)
-        if not crash and not sleep:
+        at_end = env.get("LLAVA_CORE_CRASH_AT_TRAIN_END") == "1"
+        if not crash and not sleep and not at_end:
             return None
-        return cls(int(crash) if crash else None, sleep)
+        return cls(int(crash) if crash else None, sleep, at_end)
 
     def on_step_end(self, args, state, control, **kwargs):
         if self.step_sleep:
             time.sleep(self.step_sleep)
         if self.crash_after_step is not None and state.global_step >= self.crash_after_step:
             log.warning("LLAVA_CORE_CRASH_AFTER_STEP=%d: exiting hard", self.crash_after_step)
+            logging.shutdown()
+            os._exit(137)
+        return control
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.crash_at_end:
+            log.warning("LLAVA_CORE_CRASH_AT_TRAIN_END: exiting hard")
             logging.shutdown()
             os._exit(137)
         return control

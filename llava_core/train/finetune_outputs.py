@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from llava_core.io import apply_umask
 from llava_core.model.checkpoints import save_llava, save_non_lora_trainables
 from llava_core.plan.layout import outputs
 
@@ -17,6 +18,7 @@ def save_stage2(model, parts, out_dir: Path) -> None:
     if hasattr(model, "peft_config") and hasattr(model, "merge_and_unload"):
         model.save_pretrained(out_dir / "adapter")
         save_non_lora_trainables(model, out_dir / "adapter")  # the projector, which PEFT's files omit
+        apply_umask(out_dir / "adapter")
         model = model.merge_and_unload()
     save_llava(model, parts.tokenizer, parts.image_processor, outputs("finetune", str(out_dir))["model"],
                vision_feature_select_strategy=model.config.vision_feature_select_strategy)

@@ -295,6 +295,13 @@ def _train_stage(cfg, stage: str, st, preempt: PreemptionCallback, *, data_dir: 
     if hooks is not None:
         trainer.add_callback(hooks)
     resume = last_complete_checkpoint(ckpt_dir)
+    if resume and finished_checkpoint(resume):
+        # A forced or triggered rerun of a finished stage trains afresh: resuming would train 0 steps
+        # and replace the stage's metrics with those of an empty run.
+        log.info("%s: %s ends a finished run; training afresh", stage, resume)
+        if trainer.is_world_process_zero():
+            remove_checkpoints(ckpt_dir)
+        resume = None
     if trainer.is_world_process_zero():
         (out_dir / PREEMPTED_MARKER).unlink(missing_ok=True)
     if resume:
@@ -324,8 +331,29 @@ def _train_stage(cfg, stage: str, st, preempt: PreemptionCallback, *, data_dir: 
     with _gathered_parameters(trainer):  # every rank: under ZeRO-3 this is a collective
         if trainer.is_world_process_zero():
             save_outputs(trainer.model, parts, out_dir)
-            write_json(out_dir / "metrics.json", {**summary, **counts, "loss_history": losses})
+            # history: every logged step's loss and learning rate (the report's training curves)
+            history = [{"step": h["step"], "loss": h["loss"], "learning_rate": h.get("learning_rate")}
+                       for h in trainer.state.log_history if "loss" in h]
+            write_json(out_dir / "metrics.json", {**summary, **counts, "loss_history": losses, "history": history})
+            # Checkpoints only serve to resume an unfinished run (a 13B ZeRO-3 one holds ~150 GB of
+            # optimizer state): the stage's outputs are written, so they go.
+            remove_checkpoints(ckpt_dir)
     return summary
+
+
+def finished_checkpoint(path: str | Path) -> bool:
+    """Whether a checkpoint is the last step of its run (``global_step`` reached ``max_steps``)."""
+    try:
+        state = json.loads((Path(path) / "trainer_state.json").read_text())
+    except FileNotFoundError:  # rank 0 is removing it: it was finished
+        return True
+    return 0 < state.get("max_steps", 0) <= state.get("global_step", 0)
+
+
+def remove_checkpoints(ckpt_dir: Path) -> None:
+    """Delete the ``checkpoint-N`` folders (the stage-config marker beside them stays)."""
+    for d in Path(ckpt_dir).glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def _gathered_parameters(trainer):

@@ -6,6 +6,7 @@ import json
 import re
 import shlex
 import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -13,7 +14,37 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 
-validate(config, "../schemas/config.schema.yaml")
+def _check_config():
+    """Snakemake's schema validation, reported in one message (its own error is a page of schema)."""
+    import difflib
+
+    import yaml
+
+    try:
+        validate(config, "../schemas/config.schema.yaml")
+    except WorkflowError as e:
+        schema = yaml.safe_load(Path(workflow.source_path("../schemas/config.schema.yaml")).read_text())
+        allowed = list(schema["properties"])
+        problems = []
+        for key in config:
+            if key not in allowed:
+                near = difflib.get_close_matches(key, allowed, n=1)
+                problems.append(f"unknown config key {key!r}" + (f" (did you mean {near[0]!r}?)" if near else ""))
+        if not problems:
+            import jsonschema
+
+            for err in jsonschema.Draft202012Validator(schema).iter_errors(dict(config)):
+                key = ".".join(map(str, err.absolute_path)) or "config"
+                what = schema["properties"].get(str(err.absolute_path[0]) if err.absolute_path else "", {})
+                problems.append(f"{key}={err.instance!r} is not valid"
+                                + (f": expected {what['description']}" if what.get("description") else ""))
+        if not problems:
+            problems.append(str(e).splitlines()[0])
+        sys.exit("; ".join(problems) + f"; allowed keys: {', '.join(allowed)} "
+                 "(config/config.yaml or --config KEY=VALUE)")
+
+
+_check_config()
 
 RESULTS = config["results"].rstrip("/")
 LLAVA = config["llava_core"]
@@ -47,21 +78,28 @@ def _overrides_file(experiment):
 
 
 def _plan(experiment):
+    """The experiment's plan, or the one-line reason it cannot be planned."""
     cmd = [*shlex.split(LLAVA), "plan", experiment, "--results", RESULTS,
            *[a for o in OVERRIDES for a in ("-o", o)]]
     try:
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     except FileNotFoundError:
-        raise WorkflowError(f"cannot run {cmd[0]!r}: install the package (pip install -e .) "
-                            "or set llava_core in config/config.yaml")
+        return None, (f"cannot run {cmd[0]!r}: install the package (pip install -e .) "
+                      "or set llava_core in config/config.yaml")
     if res.returncode:
         lines = [l for l in res.stderr.strip().splitlines() if l.strip()]
-        raise WorkflowError(lines[-1] if lines else f"{' '.join(cmd)} failed ({res.returncode})")
-    return json.loads(res.stdout)
+        return None, lines[-1] if lines else f"{' '.join(cmd)} failed ({res.returncode})"
+    return json.loads(res.stdout), None
 
 
 with ThreadPoolExecutor(max_workers=4) as _pool:
-    PLANS = dict(zip(EXPERIMENTS, _pool.map(_plan, EXPERIMENTS)))
+    _PLANNED = dict(zip(EXPERIMENTS, _pool.map(_plan, EXPERIMENTS)))
+_ERRORS = [err for _, err in _PLANNED.values() if err]
+if _ERRORS:
+    # A bad experiment, key or value is the user's input, not a bug: one message, no traceback.
+    sys.exit("\n".join(dict.fromkeys(_ERRORS)) + "\n(experiments and overrides come from config/config.yaml "
+             "or --config experiments=... overrides=\"KEY=VALUE ...\")")
+PLANS = {e: plan for e, (plan, _) in _PLANNED.items()}
 OVERRIDES_FILE = {e: _overrides_file(e) for e in EXPERIMENTS}
 # Output, log and benchmark-file patterns of every job, with wildcards (the same in every plan).
 LAYOUT = PLANS[EXPERIMENTS[0]]["layout"]
@@ -116,10 +154,30 @@ def fact(kind, key):
     return lambda w: stage_plan(kind, w)[key]
 
 
-def outputs(job):
-    """The output patterns of ``job`` from the layout (folders marked as such)."""
-    return {name: directory(path) if name in LAYOUT[job]["folders"] else path
-            for name, path in LAYOUT[job]["outputs"].items()}
+def outputs(job, reports=None):
+    """The output patterns of ``job`` from the layout (folders marked as such); ``reports`` maps
+    some of their names to the arguments of Snakemake's report() flag (`snakemake --report`)."""
+    out = {}
+    for name, path in LAYOUT[job]["outputs"].items():
+        path = directory(path) if name in LAYOUT[job]["folders"] else path
+        out[name] = report(path, **reports[name]) if name in (reports or {}) else path
+    return out
+
+
+def _in_report(caption, subcategory, **labels):
+    """report() arguments: a result of the experiment's category, captioned by workflow/report/<caption>
+    (a path from workflow/rules/, where the rules using it are)."""
+    return dict(caption=f"../report/{caption}", category="{experiment}", subcategory=subcategory, labels=labels)
+
+
+# What `snakemake --report report.html` shows of each experiment: outputs of the report job.
+REPORT_FLAGS = {
+    "csv": _in_report("benchmarks.rst", "Benchmarks", shows="table"),
+    "png": _in_report("scores.rst", "Benchmarks", shows="plot"),
+    "pretrain_curves": _in_report("pretrain_curves.rst", "Training", stage="pretrain (stage 1)"),
+    "finetune_curves": _in_report("finetune_curves.rst", "Training", stage="finetune (stage 2)"),
+    "data_summary": _in_report("data_summary.rst", "Data", shows="filter: kept and dropped records"),
+}
 
 
 def output_of(job, name):

@@ -1,12 +1,18 @@
 # Report: each experiment's numbers beside the paper's, and one table across experiments.
+# The report job also draws each training stage's curves and tabulates the filter's manifest, for
+# `snakemake --report report.html` (its outputs flagged in common.smk's REPORT_FLAGS).
 
 
 rule report:
-    """Tabulate an experiment's benchmark scores beside the paper's (md, csv, png)."""
+    """Tabulate an experiment's benchmark scores beside the paper's (md, csv, png); draw its training
+    curves and summarise its data's filter manifest."""
     input:
-        report_inputs,
+        scores=report_inputs,
+        pretrain=output_of("pretrain", "metrics"),
+        finetune=output_of("finetune", "metrics"),
+        manifest=dataset_output("filter", "manifest"),
     output:
-        **outputs("report"),
+        **outputs("report", REPORT_FLAGS),
     params:
         **common_params(),
         config=fact("report", "config_digest"),

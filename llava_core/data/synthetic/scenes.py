@@ -8,7 +8,7 @@ import base64
 import hashlib
 import io
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +52,11 @@ class Scene:
         if h:
             return f"on the {h} side"
         return f"at the {v}" if v else "in the center"
+
+    @property
+    def blank(self) -> bool:
+        """Nothing is drawn: an image with only its background (VizWiz's unanswerable ones)."""
+        return self.size == 0
 
     @property
     def size_word(self) -> str:
@@ -110,8 +115,9 @@ class Stream:
         self.rng, self.nrng = streams(seed, name)
         self.image_size = image_size
 
-    def scene(self, color: str | None = None, shape: str | None = None) -> Scene:
-        return sample_scene(self.rng, color=color, shape=shape)
+    def scene(self, color: str | None = None, shape: str | None = None, blank: bool = False) -> Scene:
+        s = sample_scene(self.rng, color=color, shape=shape)
+        return replace(s, size=0.0) if blank else s
 
     def draw(self, scene: Scene) -> np.ndarray:
         return render(scene, self.image_size, self.nrng)

@@ -6,21 +6,11 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 from llava_core.data.formats import IMAGE_TOKEN, write_llava_records
-from llava_core.data.synthetic.scenes import (
-    LETTER_ANSWER,
-    NUMBER_WORDS,
-    SHORT_ANSWER,
-    Scene,
-    Stream,
-    article,
-    distractor,
-    option_lines,
-    unique_ints,
-)
+from llava_core.data.synthetic import tasks
+from llava_core.data.synthetic.scenes import NUMBER_WORDS, SHORT_ANSWER, Scene, Stream, article, unique_ints
 
 PRETRAIN_JSON = "blip_laion_cc_sbu_558k.json"
 FINETUNE_JSON = "llava_v1_5_mix665k.json"
@@ -45,8 +35,6 @@ CAPTIONS = (
     "a simple picture of {a_color} {shape}",
     "{a_color} {shape} {where} on a {bg} background",
 )
-DETAIL_PROMPTS = ("Describe the image.", "Describe the image in detail.", "What do you see in this picture?",
-                  "Explain the visual content of the image.")
 OPPOSITES = {"big": "small", "hot": "cold", "up": "down", "light": "dark", "fast": "slow", "old": "new",
              "open": "closed", "happy": "sad"}
 
@@ -82,62 +70,47 @@ def write_pretrain(root: Path, seed: int, image_size: int, n: int) -> tuple[list
 
 
 # ----------------------------------------------------------------------------------------------- stage 2
+# LLaVA's mix665k holds the train splits of VQAv2, GQA, OCR-VQA, TextCaps, A-OKVQA and more, in the
+# very prompt formats the benchmarks use. The tiny mixture does the same for all 12: each task below
+# asks about a training image in one benchmark's format (llava_core/data/synthetic/tasks.py, which
+# the eval writers share), so the tiny model learns every answer format, and what it answers
+# depends on the image.
+
+#: The stage-2 mixture: task -> share of the records (the rest are short-answer VQA).
+MIXTURE = {"text": 0.03, "vizwiz": 0.06, "textvqa": 0.06, "pope": 0.12, "mme": 0.08, "mc": 0.22, "conv": 0.12}
 
 
-class _YesNo:
-    """Alternates yes/no so the existence questions are exactly balanced."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def __call__(self) -> bool:
-        self.count += 1
-        return self.count % 2 == 1
+def _conversation(turns: list[tuple[str, str]]) -> list[dict]:
+    conv = []
+    for q, a in turns:
+        conv += [{"from": "human", "value": q}, {"from": "gpt", "value": a}]
+    return conv
 
 
-def _vqa_turns(rng: random.Random, s: Scene, yes_no: _YesNo) -> list[tuple[str, str]]:
-    def color_q() -> tuple[str, str]:
-        q = "What color is the shape?" if rng.random() < 0.5 else f"What color is the {s.shape}?"
-        return q, s.color.capitalize()
-
-    def shape_q() -> tuple[str, str]:
-        return rng.choice(("What shape is shown?", "Which shape is in the image?")), s.shape.capitalize()
-
-    def exist_q() -> tuple[str, str]:
-        if yes_no():
-            return f"Is there {article(s.color)} {s.shape} in the image?", "Yes"
-        color, shape = distractor(rng, s, rng.choice(("color", "shape", "both")))
-        return f"Is there {article(color)} {shape} in the image?", "No"
-
-    def background_q() -> tuple[str, str]:
-        return "What color is the background?", s.background.capitalize()
-
-    makers: list[Callable[[], tuple[str, str]]] = [color_q, shape_q, exist_q, background_q]
-    return [make() for make in rng.sample(makers, rng.choice((2, 3)))]
-
-
-def _mc_turn(rng: random.Random, s: Scene) -> tuple[str, str]:
-    kind = rng.choice(("color", "shape", "background"))
-    q = {"color": f"What color is the {s.shape}?", "shape": "Which shape can be seen in the picture?",
-         "background": "What color is the background of the image?"}[kind]
-    answer, pool = s.attribute(kind)
-    choices = [answer, *rng.sample([p for p in pool if p != answer], 3)]
-    rng.shuffle(choices)
-    return f"{q}\n{option_lines(choices)}\n{LETTER_ANSWER}", chr(65 + choices.index(answer))
-
-
-def _conv_turns(rng: random.Random, s: Scene) -> list[tuple[str, str]]:
-    if rng.random() < 0.5:  # detailed description
-        ans = (f"The image shows {article(s.size_word)} {s.color} {s.shape} on a plain {s.background} background. "
-               f"The {s.shape} is {s.where} of the picture, and nothing else is in the scene.")
-        return [(rng.choice(DETAIL_PROMPTS), ans)]
-    pool = [
-        (f"What is the color of the {s.shape} in the image?", f"The {s.shape} in the image is {s.color}."),
-        ("What kind of shape is in the picture?", f"The picture contains a single {s.color} {s.shape}."),
-        (f"Where is the {s.shape} located?", f"The {s.shape} is located {s.where} of the image."),
-        ("What does the background look like?", f"The background is a plain, uniform {s.background} color."),
-    ]
-    return rng.sample(pool, rng.choice((2, 3)))
+def _turns(kind: str, rng: random.Random, s: Scene, yes_no: tasks.Alternate) -> list[tuple[str, str]]:
+    """The (prompt, answer) turns of one record of ``kind``; the first turn starts with ``<image>``
+    where the benchmark's prompt does."""
+    if kind == "vqa":  # VQAv2 / GQA: 2-3 short-answer turns on one image
+        asked = {}
+        while len(asked) < rng.choice((2, 3)):
+            q, a = tasks.short_qa(rng, s, yes_no)
+            asked.setdefault(q, a)
+        turns = [(f"{q}\n{SHORT_ANSWER}", a.capitalize()) for q, a in asked.items()]
+    elif kind == "vizwiz":
+        turns = [tasks.vizwiz(rng, s)[:2]]
+    elif kind == "textvqa":
+        turns = [tasks.textvqa(rng, s)[:2]]
+    elif kind == "pope":  # one "yes" and one "no" about the same image
+        turns = [tasks.pope(rng, s, True), tasks.pope(rng, s, False, rng.choice(tasks.POPE_NEGATIVES))]
+        rng.shuffle(turns)
+    elif kind == "mme":
+        turns = [(tasks.mme_prompt(q), a) for q, a in tasks.mme_pair(rng, s, rng.choice(tasks.MME_SUBTASKS))]
+    elif kind == "mc":
+        prompt, letter, _ = tasks.multiple_choice(rng, s, rng.choice(tasks.MC_STYLES))
+        turns = [(prompt, letter)]
+    else:  # conversation or detailed description, answered in sentences (LLaVA-Bench, MM-Vet)
+        return tasks.conversation(rng, s)
+    return [(f"{IMAGE_TOKEN}\n{turns[0][0]}", turns[0][1]), *turns[1:]]
 
 
 def _text_only_turns(rng: random.Random) -> list[tuple[str, str]]:
@@ -160,24 +133,15 @@ def _text_only_turns(rng: random.Random) -> list[tuple[str, str]]:
     return turns
 
 
-def _conversation(turns: list[tuple[str, str]]) -> list[dict]:
-    conv = []
-    for q, a in turns:
-        conv += [{"from": "human", "value": q}, {"from": "gpt", "value": a}]
-    return conv
-
-
 def write_finetune(root: Path, seed: int, image_size: int, n: int) -> tuple[list[dict], list[Scene], Counter]:
     st = Stream(seed, "finetune", image_size)
     rng = st.rng
-    n_text = max(1, round(0.03 * n)) if n else 0
-    n_mc, n_conv = round(0.15 * n), round(0.17 * n)
-    kinds = ["text"] * n_text + ["mc"] * n_mc + ["conv"] * n_conv
+    kinds = [k for k, share in MIXTURE.items() for _ in range(max(1, round(share * n)) if n else 0)]
     kinds += ["vqa"] * max(0, n - len(kinds))
     kinds = kinds[:n]
     rng.shuffle(kinds)
     numbers = iter(unique_ints(rng, n, 1, 600_000))
-    yes_no = _YesNo()
+    yes_no = tasks.Alternate()
     records, scenes, made = [], [], set()
     for kind in kinds:
         num = next(numbers)
@@ -186,17 +150,9 @@ def write_finetune(root: Path, seed: int, image_size: int, n: int) -> tuple[list
                           for _ in range(7)) + "_0"
             records.append({"id": rid, "conversations": _conversation(_text_only_turns(rng))})
             continue
-        s = st.scene()
-        if kind == "vqa":
-            turns = [(f"{q}\n{SHORT_ANSWER}", a) for q, a in _vqa_turns(rng, s, yes_no)]
-            turns[0] = (f"{IMAGE_TOKEN}\n{turns[0][0]}", turns[0][1])
-        elif kind == "mc":
-            q, a = _mc_turn(rng, s)
-            turns = [(f"{IMAGE_TOKEN}\n{q}", a)]
-        else:
-            turns = _conv_turns(rng, s)
-            turns[0] = (_with_image(rng, turns[0][0]), turns[0][1])
-        # VQA records alternate between the GQA and COCO image folders, as in the real mixture.
+        s = st.scene(blank=kind == "vizwiz" and rng.random() < tasks.VIZWIZ_UNANSWERABLE)
+        turns = _turns(kind, rng, s, yes_no)
+        # Short-answer records alternate between the GQA and COCO image folders, as in the real mixture.
         if kind == "vqa" and num % 2:
             rid, rel = str(num), f"gqa/images/{num}.jpg"
         else:

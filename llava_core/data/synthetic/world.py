@@ -22,7 +22,8 @@ from llava_core.data.synthetic.benchmarks import (
 )
 from llava_core.data.synthetic.benchmarks.common import SMALL_EVAL, Written
 from llava_core.data.synthetic.scenes import COLORS, SHAPES
-from llava_core.io import atomic_dir, atomic_write
+from llava_core.evaluate.benchmarks.base import CHANCE_FILE
+from llava_core.io import atomic_dir, atomic_write, write_json
 
 SYSTEM_PROMPT = ("A chat between a curious user and an artificial intelligence assistant. "
                  "The assistant gives helpful, detailed, and polite answers to the user's questions.")
@@ -69,6 +70,10 @@ def generate_world(out_dir: Path, *, seed: int = 0, image_size: int = 32, n_pret
             llava_bench.write(tmp, seed, image_size, max(1, m // 6)),
             mm_vet.write(tmp, seed, image_size, m // 2),
         ]
+        # Each writer's chance level, for the report's chance column (Benchmark.chance_level reads it).
+        names = ["gqa", "pope", "scienceqa", "vqav2", "vizwiz", "textvqa", "mme", "mmbench", "mmbench_cn",
+                 "seed_bench", "llava_bench", "mm_vet"]
+        write_json(tmp / CHANCE_FILE, {name: round(w.chance, 4) for name, w in zip(names, written, strict=True)})
     gqa_rows, pope_rows, sqa_rows = (w.rows for w in written[:3])
 
     texts = [SYSTEM_PROMPT, "USER", "ASSISTANT"]

@@ -15,8 +15,12 @@ Behaviour is kept identical to upstream, quirks included:
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from llava_core.io import FormatError, read_json
 
 _CONTRACTION_PAIRS = """
 aint=ain't arent=aren't cant=can't couldve=could've couldnt=couldn't couldn'tve=couldn't've
@@ -92,3 +96,25 @@ def vqa_accuracy(pred: str, gt_answers: Sequence[str],
     # leaving out a matching answer leaves matches-1 others; leaving out a non-matching one, matches
     total = sum(min(1.0, (matches - (g == p)) / 3) for g in gts)
     return total / len(gts)
+
+
+def local_accuracy(path: Path, pairs, key: str) -> float:
+    """Mean VQA accuracy of (question, answer) ``pairs`` against a VQA-format annotation file,
+    matched on ``key`` (``question_id``, or ``image`` for VizWiz)."""
+    data = read_json(path)
+    rows = data.get("annotations") if isinstance(data, dict) else data
+    if not isinstance(rows, list):
+        raise FormatError(path, None, "expected {'annotations': [...]} or a list of annotations")
+    truth = {}
+    for i, row in enumerate(rows):
+        if key not in row or not isinstance(row.get("answers"), list):
+            raise FormatError(path, None, f"annotation {i}: needs {key!r} and a list of 'answers'")
+        truth[str(row[key])] = [a["answer"] if isinstance(a, dict) else str(a) for a in row["answers"]]
+    total = n = 0
+    for q, a in pairs:
+        gts = truth.get(str(q[key]))
+        if gts is None:
+            raise FormatError(path, None, f"no annotation for {key}={q[key]!r}")
+        total += vqa_accuracy(a["text"], gts)
+        n += 1
+    return total / n if n else math.nan

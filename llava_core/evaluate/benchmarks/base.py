@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from llava_core.data.formats import check_coverage, read_questions
-from llava_core.io import FormatError, write_json, write_jsonl
+from llava_core.io import FormatError, read_json, write_json, write_jsonl
 
 SHORT_ANSWER_SUFFIX = "Answer the question using a single word or phrase."
 LETTER_SUFFIX = "Answer with the option's letter from the given choices directly."
@@ -42,6 +42,9 @@ EVAL_ZIP = "the official eval.zip"
 #: The roles every question-file benchmark uses: the question file, and the folder its ``image``
 #: fields are relative to (the benchmark folder itself when not declared).
 QUESTIONS, IMAGES = "questions", "images"
+#: An eval kit may declare its own chance levels here, ``{benchmark: score}`` (the synthetic world
+#: does: its question sets, option counts and subtasks differ from the official ones).
+CHANCE_FILE = "chance.json"
 QUESTION_FIELDS = ("question_id", "text")
 
 
@@ -134,6 +137,16 @@ class Benchmark(ABC):
     max_new_tokens: ClassVar[int] = SHORT_MAX_NEW_TOKENS
     #: The file :meth:`write_upload` writes into ``out_dir`` (for a server or a grader), if any.
     upload_file: ClassVar[str] = ""
+
+    def chance_level(self, eval_root: Path) -> float:
+        """The chance level of this benchmark's questions under ``eval_root``: the kit's own
+        declaration (:data:`CHANCE_FILE`) if it has one, else :attr:`chance` (the official set's)."""
+        path = Path(eval_root) / CHANCE_FILE
+        if path.is_file():
+            declared = read_json(path)
+            if self.name in declared:
+                return float(declared[self.name])
+        return float(self.chance)
 
     def load_questions(self, eval_root: Path) -> list[EvalQuestion]:
         """The declared question jsonl, whose ``text`` already holds the prompt suffix, with images

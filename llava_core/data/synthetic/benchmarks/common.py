@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llava_core.data.synthetic.scenes import Scene, article, distractor
 from llava_core.evaluate.benchmarks.base import Benchmark
 from llava_core.io import write_json, write_jsonl
 
@@ -22,6 +20,9 @@ class Written:
 
     counts: dict[str, int] = field(default_factory=dict)
     rows: dict[str, Any] = field(default_factory=dict)
+    #: The expected score, in the benchmark's unit, of an answerer that knows the answer format but
+    #: not the image (the best of a uniform guess among the valid answers and a constant answer).
+    chance: float = float("nan")
 
 
 class KitWriter:
@@ -56,18 +57,3 @@ class KitWriter:
         write_json(self.path(role), obj, indent=indent)
         if n is not None:
             self.count(role, n)
-
-
-def short_qa(rng: random.Random, s: Scene) -> tuple[str, str]:
-    """A short-answer question about ``s`` and its one-word answer, as in the stage-2 VQA data."""
-    kind = rng.choice(("color", "color", "shape", "background", "exist"))
-    if kind == "color":
-        return rng.choice(("What color is the shape?", f"What color is the {s.shape}?")), s.color
-    if kind == "shape":
-        return rng.choice(("What shape is shown?", "Which shape is in the image?")), s.shape
-    if kind == "background":
-        return "What color is the background?", s.background
-    if rng.random() < 0.5:
-        return f"Is there {article(s.color)} {s.shape} in the image?", "yes"
-    color, shape = distractor(rng, s, rng.choice(("color", "shape")))
-    return f"Is there {article(color)} {shape} in the image?", "no"

@@ -38,4 +38,5 @@ def write(eval_root: Path, seed: int, image_size: int, n: int) -> Written:
     kit.jsonl("questions", questions)
     kit.json("ground_truth", truth, n=len(truth))
     kit.written.rows.update(questions=questions, ground_truth=truth)
+    kit.written.chance = 100.0 / len(COLORS)  # colour questions, balanced over the colours
     return kit.written

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from llava_core.data.synthetic.benchmarks.common import KitWriter, Written
 from llava_core.data.synthetic.scenes import Stream, article
-from llava_core.data.synthetic.training import DETAIL_PROMPTS
+from llava_core.data.synthetic.tasks import DETAIL_PROMPTS, description, open_questions
 from llava_core.evaluate.benchmarks.llava_bench import LLaVABench
+from llava_core.evaluate.judge import word_overlap
 
 
 def answer_id(rng: random.Random) -> str:
@@ -29,15 +30,8 @@ def write(eval_root: Path, seed: int, image_size: int, n_images: int) -> Written
         contexts.append({"id": f"{i + 1:03d}", "image": name,
                          "caption": f"{article(s.size_word).capitalize()} {s.color} {s.shape} {s.where} on a "
                                     f"plain {s.background} background."})
-        items = [
-            ("conv", f"What color is the {s.shape}?", f"The {s.shape} is {s.color}."),
-            ("detail", rng.choice(DETAIL_PROMPTS),
-             f"The image shows {article(s.size_word)} {s.color} {s.shape} on a plain {s.background} background. "
-             f"The {s.shape} is {s.where} of the picture."),
-            ("complex", "What would change if the shape were painted in the color of the background?",
-             f"The {s.color} {s.shape} would be hard to see, because it would blend into the "
-             f"{s.background} background."),
-        ]
+        conv, complex_ = open_questions(s)[:2]
+        items = [("conv", *conv), ("detail", rng.choice(DETAIL_PROMPTS), description(s)), ("complex", *complex_)]
         for category, text, reference in items:
             qid = len(questions)
             questions.append({"image": name, "text": text, "category": category, "question_id": qid})
@@ -46,4 +40,10 @@ def write(eval_root: Path, seed: int, image_size: int, n_images: int) -> Written
     kit.jsonl("questions", questions)
     kit.jsonl("context", contexts, counted=False)
     kit.jsonl("references", references)
+    # A blind answerer in the right format: another image's reference answer to the same kind of
+    # question, scored as the rule judge scores (1-10 by word overlap; the reference gets 10).
+    n = len(references)
+    scores = [max(1.0, round(10.0 * word_overlap(r["text"], references[(i + 3) % n]["text"]), 1))
+              for i, r in enumerate(references)]
+    kit.written.chance = 10.0 * sum(scores) / n if n > 3 else float("nan")
     return kit.written

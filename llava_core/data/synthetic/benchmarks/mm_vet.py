@@ -14,7 +14,7 @@ def write(eval_root: Path, seed: int, image_size: int, n: int) -> Written:
     kit, st = KitWriter(MMVet(), eval_root), Stream(seed, "eval-mm-vet", image_size)
     rng = st.rng
     images = kit.folder("images")
-    rows, meta = [], {}
+    rows, meta, odds = [], {}, []
     for i in range(n):
         s = st.scene()
         name = f"{grader_key(i)}.png"
@@ -31,8 +31,12 @@ def write(eval_root: Path, seed: int, image_size: int, n: int) -> Written:
         else:
             side = "left" if s.cx < 0.5 else "right"
             q, gt, caps = f"Is the {s.shape} on the left or on the right?", f"{side}<OR>{side} side", ["rec", "spat"]
+        # a blind guess: 1 of 8 colours, 4 shapes, 4 backgrounds, 2 sides; both: half of each part
+        odds.append({"color": 1 / 8, "shape": 1 / 4, "both": (1 / 8 + 1 / 4) / 2, "background": 1 / 4,
+                     "where": 1 / 2}[kind])
         rows.append({"image": name, "text": q, "category": "conv", "question_id": i})
         meta[grader_key(i)] = {"imagename": name, "capability": caps, "question": q, "answer": gt}
     kit.jsonl("questions", rows)
     kit.json("metadata", meta, n=len(meta))
+    kit.written.chance = 100.0 * sum(odds) / len(odds)
     return kit.written

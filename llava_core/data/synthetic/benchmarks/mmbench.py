@@ -8,12 +8,10 @@ from pathlib import Path
 
 from llava_core.data.synthetic.benchmarks.common import KitWriter, Written
 from llava_core.data.synthetic.scenes import COLORS, SHAPES, Stream, jpeg_b64
+from llava_core.data.synthetic.tasks import COLORS_CN, SHAPES_CN
 from llava_core.evaluate.benchmarks.mmbench import ALL_OPTIONS, CIRCULAR_STRIDE, MMBench, MMBenchCN
 from llava_core.io import atomic_write
 
-COLORS_CN = {"red": "红色", "green": "绿色", "blue": "蓝色", "yellow": "黄色", "purple": "紫色", "orange": "橙色",
-             "white": "白色", "black": "黑色"}
-SHAPES_CN = {"circle": "圆形", "square": "正方形", "triangle": "三角形", "cross": "十字形"}
 COLUMNS = ["index", "question", "hint", "A", "B", "C", "D", "answer", "category", "image", "source",
            "l2-category", "comment", "split"]
 
@@ -58,4 +56,7 @@ def write(eval_root: Path, seed: int, image_size: int, n: int, chinese: bool = F
         for r in rows:
             fh.write("\t".join(str(r[c]) for c in COLUMNS) + "\n")
     kit.count("tsv", len(rows))
+    # CircularEval: a question of m options counts only if all m rotations are answered right,
+    # which m uniform guesses do with odds (1/m)^m
+    kit.written.chance = 100.0 * sum((1 / len(b["options"])) ** len(b["options"]) for b in base) / len(base)
     return kit.written

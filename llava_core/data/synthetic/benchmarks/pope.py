@@ -46,4 +46,5 @@ def write(eval_root: Path, seed: int, image_size: int, n: int, popular: list[tup
         kit.jsonl("labels", rows, split=cat)
     kit.jsonl("questions", questions)
     kit.written.rows.update(questions=questions)
+    kit.written.chance = POPE.chance  # half the labels "yes" in every split, as in real POPE: F1 2/3 for "yes"
     return kit.written

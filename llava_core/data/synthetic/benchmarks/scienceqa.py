@@ -21,7 +21,7 @@ def write(eval_root: Path, seed: int, image_size: int, n: int) -> Written:
     pids = sorted(unique_ints(rng, n, 1, 25_000))
     n_text = max(1, n // 5) if n else 0
     text_only = set(rng.sample(pids, n_text))
-    records, problems = [], {}
+    records, problems, odds = [], {}, []
     for pid_num in pids:
         pid = str(pid_num)
         if pid_num in text_only:
@@ -43,6 +43,8 @@ def write(eval_root: Path, seed: int, image_size: int, n: int) -> Written:
         choices = [answer, *rng.sample([p for p in pool if p != answer], rng.choice((1, 2, 3)))]
         rng.shuffle(choices)
         idx = choices.index(answer)
+        if image:
+            odds.append(1 / len(choices))
         prompt = (f"Context: {hint}\n" if hint else "") + f"{question}\n{option_lines(choices)}"
         rec: dict = {"id": pid}
         if image:
@@ -61,4 +63,5 @@ def write(eval_root: Path, seed: int, image_size: int, n: int) -> Written:
     splits.update(test=[str(p) for p in pids], minitest=[str(p) for p in pids])
     kit.json("splits", splits)
     kit.written.rows.update(questions=records, problems=problems)
+    kit.written.chance = 100.0 * sum(odds) / len(odds)  # the score is the image questions' accuracy
     return kit.written

@@ -68,4 +68,5 @@ def write(eval_root: Path, seed: int, image_size: int, n: int) -> Written:
             questions[-1]["segment"] = None
     kit.jsonl("questions", rows)
     kit.json("annotations", {"question_type": TYPES, "questions": questions}, n=len(questions))
+    kit.written.chance = 25.0  # 4 options each
     return kit.written

@@ -7,7 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from llava_core.data.synthetic.benchmarks.common import KitWriter, Written
-from llava_core.data.synthetic.scenes import COLORS, SHORT_ANSWER, Stream
+from llava_core.data.synthetic.scenes import Stream
+from llava_core.data.synthetic.tasks import textvqa
 from llava_core.evaluate.benchmarks.textvqa import TextVQA
 
 
@@ -15,22 +16,19 @@ def write(eval_root: Path, seed: int, image_size: int, n: int) -> Written:
     kit, st = KitWriter(TextVQA(), eval_root), Stream(seed, "eval-textvqa", image_size)
     rng = st.rng
     images = kit.folder("images")
-    rows, data = [], []
+    rows, data, odds = [], [], []
     for i in range(n):
         s = st.scene()
         image_id = f"{rng.getrandbits(64):016x}"
         st.save(s, images / f"{image_id}.jpg")
-        question = rng.choice(("What color is the shape?", f"What color is the {s.shape}?",
-                               "What color is written on the shape?"))
-        ocr = [s.color.upper(), *rng.sample([c.upper() for c in COLORS if c != s.color], rng.choice((1, 2)))]
-        rng.shuffle(ocr)
+        text, _, ocr = textvqa(rng, s)
+        question = text.split("\n")[0]
+        odds.append(1 / len(ocr))  # a blind reader picks one of the OCR tokens
         variants = (f"{s.color} {s.shape}", f"dark {s.color}", s.color.upper())
         answers = [s.color] * 10
         for k in rng.sample(range(10), rng.choice((0, 1, 2, 3))):
             answers[k] = rng.choice(variants)
-        rows.append({"question_id": image_id, "image": f"{image_id}.jpg",
-                     "text": f"{question}\nReference OCR token: {', '.join(ocr)}\n{SHORT_ANSWER}",
-                     "category": "default"})
+        rows.append({"question_id": image_id, "image": f"{image_id}.jpg", "text": text, "category": "default"})
         data.append({"question": question, "image_id": image_id, "image_classes": ["Shape"],
                      "flickr_original_url": "", "flickr_300k_url": "", "image_width": image_size,
                      "image_height": image_size, "answers": answers,
@@ -39,4 +37,5 @@ def write(eval_root: Path, seed: int, image_size: int, n: int) -> Written:
     kit.jsonl("questions", rows)
     kit.json("annotations", {"dataset_type": "val", "dataset_name": "textvqa", "dataset_version": "0.5.1",
                              "data": data}, n=len(data))
+    kit.written.chance = 100.0 * sum(odds) / len(odds)
     return kit.written

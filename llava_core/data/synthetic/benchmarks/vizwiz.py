@@ -1,26 +1,34 @@
-"""VizWiz test: short-answer questions with VizWiz's "unanswerable" instruction."""
+"""VizWiz test: short-answer questions with VizWiz's "unanswerable" instruction; a quarter of the
+images show only a background, so a question about the shape is unanswerable. The answers go into
+an annotation file in VizWiz's format, so the tiny world's VizWiz is scored locally."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from llava_core.data.synthetic.benchmarks.common import KitWriter, Written, short_qa
-from llava_core.data.synthetic.scenes import SHORT_ANSWER, Stream
+from llava_core.data.synthetic.benchmarks.common import KitWriter, Written
+from llava_core.data.synthetic.scenes import Stream
+from llava_core.data.synthetic.tasks import VIZWIZ_UNANSWERABLE, vizwiz
 from llava_core.evaluate.benchmarks.vizwiz import VizWiz
-
-UNANSWERABLE = "When the provided information is insufficient, respond with 'Unanswerable'."
 
 
 def write(eval_root: Path, seed: int, image_size: int, n: int) -> Written:
     kit, st = KitWriter(VizWiz(), eval_root), Stream(seed, "eval-vizwiz", image_size)
     images = kit.folder("images")
-    rows = []
+    rows, annotations, odds = [], [], []
     for i in range(n):
-        s = st.scene()
+        s = st.scene(blank=st.rng.random() < VIZWIZ_UNANSWERABLE)
         name = f"VizWiz_test_{i:08d}.jpg"
         st.save(s, images / name)
-        q, _ = short_qa(st.rng, s)
-        rows.append({"question_id": i, "image": name, "text": f"{q}\n{UNANSWERABLE}\n{SHORT_ANSWER}",
-                     "category": "default"})
+        text, answer, guess = vizwiz(st.rng, s)
+        answer = answer.lower()
+        rows.append({"question_id": i, "image": name, "text": text, "category": "default"})
+        annotations.append({"image": name, "question": text.split("\n")[0],
+                            "answers": [{"answer": answer, "answer_confidence": "yes"}] * 10,
+                            "answer_type": "unanswerable" if answer == "unanswerable" else "other",
+                            "answerable": int(answer != "unanswerable")})
+        odds.append(guess)
     kit.jsonl("questions", rows)
+    kit.json("annotations", annotations, n=len(annotations), indent=None)
+    kit.written.chance = 100.0 * sum(odds) / len(odds)
     return kit.written

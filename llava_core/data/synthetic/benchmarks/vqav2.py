@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llava_core.data.synthetic.benchmarks.common import KitWriter, Written, short_qa
+from llava_core.data.synthetic.benchmarks.common import KitWriter, Written
 from llava_core.data.synthetic.scenes import SHORT_ANSWER, Stream, unique_ints
+from llava_core.data.synthetic.tasks import guess_odds, short_qa
 from llava_core.evaluate.benchmarks.vqav2 import VQAv2
 
 
@@ -15,16 +16,22 @@ def write(eval_root: Path, seed: int, image_size: int, n: int) -> Written:
     kit, st = KitWriter(VQAv2(), eval_root), Stream(seed, "eval-vqav2", image_size)
     rng = st.rng
     images = kit.folder("images")
-    dev, extra = [], []
+    dev, extra, annotations, odds = [], [], [], []
     for num in unique_ints(rng, n, 1, 600_000):
         s = st.scene()
         name = f"COCO_test2015_{num:012d}.jpg"
         st.save(s, images / name)
-        (q1, _), (q2, _) = short_qa(rng, s), short_qa(rng, s)
+        (q1, a1), (q2, _) = short_qa(rng, s), short_qa(rng, s)
+        annotations.append({"question_id": num * 1000, "image_id": num, "multiple_choice_answer": a1,
+                            "answers": [{"answer": a1, "answer_confidence": "yes", "answer_id": k + 1}
+                                        for k in range(10)]})
+        odds.append(guess_odds(a1))
         dev.append({"question_id": num * 1000, "image": name, "text": f"{q1}\n{SHORT_ANSWER}", "category": "default"})
         if q2 != q1:  # a test-standard question on the same image
             extra.append({"question_id": num * 1000 + 1, "image": name, "text": f"{q2}\n{SHORT_ANSWER}",
                           "category": "default"})
     kit.jsonl("questions", dev)
     kit.jsonl("full_test", sorted(dev + extra, key=lambda r: r["question_id"]))
+    kit.json("annotations", {"annotations": annotations}, n=len(annotations), indent=None)
+    kit.written.chance = 100.0 * sum(odds) / len(odds)
     return kit.written
