@@ -83,7 +83,6 @@ def _mixture_kind(humans: list[str]) -> str:
     """Which task of the stage-2 mixture a record is, from its first prompt (``short``: VQAv2/GQA,
     POPE or MME, which share the short-answer suffix)."""
     from llava_core.data.synthetic.tasks import UNANSWERABLE
-
     from llava_core.evaluate.benchmarks.mmbench import CN_SUFFIX
 
     first = humans[0]
