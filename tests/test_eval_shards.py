@@ -82,8 +82,8 @@ def test_workflow_plans_shard_jobs_and_one_merge_job(tmp_path):
     assert len(shard_jobs) == 3 and all("runtime=10" in b and "mem_mb=3000" in b for b in shard_jobs)
     evals = {b.split("benchmark=", 1)[1].split()[0].strip(","): b for b in job_blocks(out, "evaluate")}
     assert set(evals) == set(BENCHMARKS)  # unsharded benchmarks keep their single job
-    assert "shards/2_of_3.jsonl" in evals["pope"] and "cpus_per_task=1" in evals["pope"]
-    assert "shards/" not in evals["gqa"] and "cpus_per_task=2" in evals["gqa"]
+    assert "shards/2_of_3.jsonl" in evals["pope"] and "mem_mb=4000" in evals["pope"] and "runtime=30" in evals["pope"]
+    assert "shards/" not in evals["gqa"] and "mem_mb=3000" in evals["gqa"] and "runtime=10" in evals["gqa"]
 
 
 def job_blocks(out: str, rule: str) -> list[str]:
