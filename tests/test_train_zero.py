@@ -125,7 +125,7 @@ def test_zero_with_a_text_only_rank_matches_one_process(mixed, references, tmp_p
     reference = references(tune)
     out = tmp_path / zero.removesuffix(".json")
     proc = run_stage("finetune", mixed, out, [*FINETUNE, *TUNES[tune], "-o", f"finetune.deepspeed={zero}",
-                                              "-o", "finetune.resources.gpus=2"],
+                                              "-o", "finetune.resources.gpus=2", "-o", "finetune.keep_checkpoints=true"],
                      "--init", str(mixed.baseline), env=deepspeed_env())
     assert "torchrun --standalone --nnodes 1 --nproc_per_node 2" in proc.stderr
     ds, ref = metrics(out), metrics(reference)

@@ -191,6 +191,9 @@ class StageConfig:
     logging_steps: int = 1
     save_steps: int = 500
     save_total_limit: int = 1
+    # Checkpoints only serve to resume an unfinished run, so they are deleted once the stage's
+    # outputs are written; true keeps the last one (e.g. to inspect its optimizer state).
+    keep_checkpoints: bool = False
     lora: LoraSettings = field(default_factory=LoraSettings)  # used when tune=lora
     resources: Resources = field(default_factory=Resources)
 

@@ -336,8 +336,10 @@ def _train_stage(cfg, stage: str, st, preempt: PreemptionCallback, *, data_dir: 
                        for h in trainer.state.log_history if "loss" in h]
             write_json(out_dir / "metrics.json", {**summary, **counts, "loss_history": losses, "history": history})
             # Checkpoints only serve to resume an unfinished run (a 13B ZeRO-3 one holds ~150 GB of
-            # optimizer state): the stage's outputs are written, so they go.
-            remove_checkpoints(ckpt_dir)
+            # optimizer state): the stage's outputs are written, so they go (a rerun with
+            # keep_checkpoints still trains afresh: the last one is finished).
+            if not st.keep_checkpoints:
+                remove_checkpoints(ckpt_dir)
     return summary
 
 
