@@ -8,12 +8,12 @@ the target only once it is fully written and flushed.
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -28,11 +28,22 @@ class FormatError(ValueError):
         super().__init__(f"{where}: {message}" + (f" ({hint})" if hint else ""))
 
 
-@functools.cache
+_UMASK_LOCK = threading.Lock()
+
+
 def _umask() -> int:
-    # Read once: os.umask can only be read by setting it, which would race with other threads.
-    mask = os.umask(0o022)
-    os.umask(mask)
+    """The process's umask, read without changing it where Linux tells it (``/proc/self/status``);
+    elsewhere set and restored under a lock (os.umask can only be read by setting it)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
     return mask
 
 

@@ -56,7 +56,7 @@ def test_tiny_dag_writes_report_with_every_benchmark(tiny):
     assert "Compared with each benchmark's chance level" in report and "| Benchmark | Chance | This run |" in report
     for title in ("VQAv2", "GQA", "VizWiz", "POPE", "ScienceQA-IMG", "TextVQA", "MME", "MMBench", "MMBench-CN",
                   "SEED-Bench", "LLaVA-Bench", "MM-Vet"):
-        assert re.search(rf"\| {re.escape(title)}[^|]* \| [\d.]+ \| [\d.]+ \| \+[\d.]+ \|", report), report
+        assert re.search(rf"\| {re.escape(title)}[^|]* \| [\d.]+ \| [\d.]+ \| [+-][\d.]+ \|", report), report
     rows = (tiny / "tiny" / "report.csv").read_text().splitlines()
     assert rows[0] == "benchmark,title,paper,chance,ours,delta,above_chance" and len(rows) == 1 + len(BENCHMARKS)
     assert (tiny / "tiny" / "report.png").read_bytes()[:4] == b"\x89PNG"
