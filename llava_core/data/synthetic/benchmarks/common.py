@@ -18,6 +18,8 @@ class Written:
     """What one writer wrote: rows per counted file (by path under the eval root) and the rows the
     world's corpus reads."""
 
+    #: The benchmark's name (its module's ``name``).
+    benchmark: str = ""
     counts: dict[str, int] = field(default_factory=dict)
     rows: dict[str, Any] = field(default_factory=dict)
     #: The expected score, in the benchmark's unit, of an answerer that knows the answer format but
@@ -31,7 +33,7 @@ class KitWriter:
     def __init__(self, bench: Benchmark, eval_root: Path):
         self.bench, self.eval_root = bench, Path(eval_root)
         self.root = bench.root(eval_root)
-        self.written = Written()
+        self.written = Written(benchmark=bench.name)
 
     def path(self, role: str, **fields: str) -> Path:
         """The declared file ``role`` (``fields`` fill its placeholders)."""
