@@ -134,7 +134,47 @@ def test_finetune_mixture(world: tuple[Path, dict]) -> None:
     short = made.pop("vqa") + made.pop("pope") + made.pop("mme")
     assert kinds == made + Counter(short=short)
     assert set(summary["finetune_kinds"]) == {*MIXTURE, "vqa"}
-    assert yes_no["Yes"] > 50 and abs(yes_no["Yes"] - yes_no["No"]) <= 1, yes_no
+    # Each yes/no is drawn on its own: balanced within binomial noise (3 sigma).
+    assert yes_no["Yes"] > 30 and abs(yes_no["Yes"] - yes_no["No"]) <= 3 * (yes_no.total() ** 0.5), yes_no
+
+
+def test_finetune_records_share_images_and_agree_on_them(tmp_path: Path) -> None:
+    """With ``records_per_image`` k, each image serves at most k records (most serve exactly k), every
+    record about one image tells the same facts of it, a blank VizWiz image serves one record, and
+    the yes/no turns of one record are independent (no "the second is the opposite" shortcut)."""
+    from llava_core.data.synthetic.training import write_finetune
+
+    with pytest.raises(ValueError, match="records_per_image"):
+        write_finetune(tmp_path / "bad", 0, 16, 10, records_per_image=0)
+    records, scenes, kinds = write_finetune(tmp_path, 7, 16, 400, records_per_image=3)
+    assert len(records) == 400 and len({r["id"] for r in records}) == 400
+    by_image: dict[str, list[dict]] = {}
+    for r in records:
+        if "image" in r:
+            by_image.setdefault(r["image"], []).append(r)
+    assert len(by_image) == len(scenes) and len(list(tmp_path.rglob("*.jpg"))) == len(scenes)
+    uses = Counter(len(rs) for rs in by_image.values())
+    assert max(uses) == 3 and uses[3] >= 0.9 * (sum(uses.values()) - uses[1]), uses
+    facts = {"What color is the shape?": "color", "What shape is shown?": "shape",
+             "What color is the background?": "background"}
+    both_same = 0
+    for image, rs in by_image.items():
+        told: dict[str, set[str]] = {}
+        for r in rs:
+            turns = r["conversations"]
+            for q, a in zip(turns[0::2], turns[1::2], strict=True):
+                question = q["value"].replace("<image>", "").strip().split("\n")[0]
+                if question in facts and q["value"].endswith(SHORT_ANSWER):  # not an option letter
+                    told.setdefault(facts[question], set()).add(a["value"].lower())
+            answers = [a["value"] for a in turns[1::2]]
+            if "Is there" in turns[0]["value"] and len(answers) == 2 and answers[0] == answers[1] in ("Yes", "No"):
+                both_same += 1
+            if any(a["value"] == "Unanswerable" for a in turns[1::2]):
+                assert len(rs) == 1, image  # a blank image is asked about once
+        told.get("color", set()).discard("unanswerable")
+        assert all(len(v) == 1 for v in told.values() if v), (image, told)
+    assert both_same > 0  # two yes/no turns of one record may agree
+    assert kinds["pope"] > 30
 
 
 def test_gqa_questions_and_ground_truth(world: tuple[Path, dict]) -> None:

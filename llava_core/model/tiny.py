@@ -49,6 +49,7 @@ def build_tiny_parts(out_dir: Path, corpus: Iterable[str], synthetic_cfg, seed: 
         num_attention_heads=synthetic_cfg.llm.num_attention_heads,
         num_key_value_heads=synthetic_cfg.llm.num_attention_heads,
         intermediate_size=synthetic_cfg.llm.intermediate_size, max_position_embeddings=1024,
+        initializer_range=synthetic_cfg.llm.initializer_range,
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False,
     )

@@ -39,20 +39,9 @@ DETAIL_PROMPTS = ("Describe the image.", "Describe the image in detail.", "What 
                   "Explain the visual content of the image.")
 
 
-class Alternate:
-    """True, False, True, ...: keeps yes/no answers exactly balanced."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def __call__(self) -> bool:
-        self.count += 1
-        return self.count % 2 == 1
-
-
-def short_qa(rng: random.Random, s: Scene, yes: Alternate | None = None) -> tuple[str, str]:
-    """A VQAv2/GQA-style question about ``s`` and its one-word answer (lowercase). Existence
-    questions take their yes/no from ``yes`` when given, else at random."""
+def short_qa(rng: random.Random, s: Scene) -> tuple[str, str]:
+    """A VQAv2/GQA-style question about ``s`` and its one-word answer (lowercase); an existence
+    question is answered yes or no at random, independently of any other question."""
     kind = rng.choice(("color", "color", "shape", "background", "exist"))
     if kind == "color":
         return rng.choice(("What color is the shape?", f"What color is the {s.shape}?")), s.color
@@ -60,7 +49,7 @@ def short_qa(rng: random.Random, s: Scene, yes: Alternate | None = None) -> tupl
         return rng.choice(("What shape is shown?", "Which shape is in the image?")), s.shape
     if kind == "background":
         return "What color is the background?", s.background
-    if (yes() if yes else rng.random() < 0.5):
+    if rng.random() < 0.5:
         return f"Is there {article(s.color)} {s.shape} in the image?", "yes"
     color, shape = distractor(rng, s, rng.choice(("color", "shape")))
     return f"Is there {article(color)} {shape} in the image?", "no"

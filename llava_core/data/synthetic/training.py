@@ -87,24 +87,26 @@ def _conversation(turns: list[tuple[str, str]]) -> list[dict]:
     return conv
 
 
-def _turns(kind: str, rng: random.Random, s: Scene, yes_no: tasks.Alternate) -> list[tuple[str, str]]:
+def _turns(kind: str, rng: random.Random, s: Scene) -> list[tuple[str, str]]:
     """The (prompt, answer) turns of one record of ``kind``; the first turn starts with ``<image>``
     where the benchmark's prompt does."""
     if kind == "vqa":  # VQAv2 / GQA: 2-3 short-answer turns on one image
-        asked = {}
-        while len(asked) < rng.choice((2, 3)):
-            q, a = tasks.short_qa(rng, s, yes_no)
+        asked, want = {}, rng.choice((2, 3))
+        while len(asked) < want:
+            q, a = tasks.short_qa(rng, s)
             asked.setdefault(q, a)
         turns = [(f"{q}\n{SHORT_ANSWER}", a.capitalize()) for q, a in asked.items()]
     elif kind == "vizwiz":
         turns = [tasks.vizwiz(rng, s)[:2]]
     elif kind == "textvqa":
         turns = [tasks.textvqa(rng, s)[:2]]
-    elif kind == "pope":  # one "yes" and one "no" about the same image
-        turns = [tasks.pope(rng, s, True), tasks.pope(rng, s, False, rng.choice(tasks.POPE_NEGATIVES))]
-        rng.shuffle(turns)
-    elif kind == "mme":
-        turns = [(tasks.mme_prompt(q), a) for q, a in tasks.mme_pair(rng, s, rng.choice(tasks.MME_SUBTASKS))]
+    # Yes/no turns are drawn independently: a record holding one "yes" and one "no" would teach the
+    # shortcut "the second answer is the opposite of the first" instead of looking at the image.
+    elif kind == "pope":
+        turns = [tasks.pope(rng, s, rng.random() < 0.5, rng.choice(tasks.POPE_NEGATIVES))
+                 for _ in range(rng.choice((1, 2)))]
+    elif kind == "mme":  # one of the subtask's two questions
+        turns = [(tasks.mme_prompt(q), a) for q, a in tasks.mme_pair(rng, s, rng.choice(tasks.MME_SUBTASKS))[:1]]
     elif kind == "mc":
         prompt, letter, _ = tasks.multiple_choice(rng, s, rng.choice(tasks.MC_STYLES))
         turns = [(prompt, letter)]
@@ -133,16 +135,27 @@ def _text_only_turns(rng: random.Random) -> list[tuple[str, str]]:
     return turns
 
 
-def write_finetune(root: Path, seed: int, image_size: int, n: int) -> tuple[list[dict], list[Scene], Counter]:
+def write_finetune(root: Path, seed: int, image_size: int, n: int,
+                   records_per_image: int = 1) -> tuple[list[dict], list[Scene], Counter]:
+    """Write ``n`` stage-2 records (:data:`MIXTURE`) and their images under ``root``.
+
+    Each image serves ``records_per_image`` records of independently drawn kinds, as mix665k asks
+    VQAv2, GQA, A-OKVQA and LLaVA-Instruct questions about the same COCO images: many distinct
+    questions per image make a comparison (POPE's "is there a red circle?") cheaper to learn than
+    to memorise. A blank VizWiz image is never shared: nothing else can be asked about it.
+    """
+    if records_per_image < 1:
+        raise ValueError(f"records_per_image must be >= 1, got {records_per_image}")
     st = Stream(seed, "finetune", image_size)
     rng = st.rng
     kinds = [k for k, share in MIXTURE.items() for _ in range(max(1, round(share * n)) if n else 0)]
     kinds += ["vqa"] * max(0, n - len(kinds))
     kinds = kinds[:n]
     rng.shuffle(kinds)
-    numbers = iter(unique_ints(rng, n, 1, 600_000))
-    yes_no = tasks.Alternate()
+    numbers = iter(unique_ints(rng, 2 * n, 1, 600_000))
     records, scenes, made = [], [], set()
+    shared: tuple[Scene, str] | None = None
+    uses = 0
     for kind in kinds:
         num = next(numbers)
         if kind == "text":
@@ -150,20 +163,26 @@ def write_finetune(root: Path, seed: int, image_size: int, n: int) -> tuple[list
                           for _ in range(7)) + "_0"
             records.append({"id": rid, "conversations": _conversation(_text_only_turns(rng))})
             continue
-        s = st.scene(blank=kind == "vizwiz" and rng.random() < tasks.VIZWIZ_UNANSWERABLE)
-        turns = _turns(kind, rng, s, yes_no)
-        # Short-answer records alternate between the GQA and COCO image folders, as in the real mixture.
-        if kind == "vqa" and num % 2:
-            rid, rel = str(num), f"gqa/images/{num}.jpg"
+        blank = kind == "vizwiz" and rng.random() < tasks.VIZWIZ_UNANSWERABLE
+        if blank or shared is None or uses == records_per_image:
+            # A new image; short-answer VQA images alternate between the GQA and COCO folders, as
+            # in the real mixture.
+            s, image_num = st.scene(blank=blank), next(numbers)
+            rel = f"gqa/images/{image_num}.jpg" if kind == "vqa" and image_num % 2 else f"coco/train2017/{image_num:012d}.jpg"
+            path = root / rel
+            if path.parent not in made:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                made.add(path.parent)
+            st.save(s, path)
+            scenes.append(s)
+            if not blank:
+                shared, uses = (s, rel), 0
         else:
-            rid = f"{num:012d}"
-            rel = f"coco/train2017/{rid}.jpg"
-        path = root / rel
-        if path.parent not in made:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            made.add(path.parent)
-        st.save(s, path)
+            s, rel = shared
+        if not blank:
+            uses += 1
+        turns = _turns(kind, rng, s)
+        rid = str(num) if rel.startswith("gqa/") else f"{num:012d}"
         records.append({"id": rid, "image": rel, "conversations": _conversation(turns)})
-        scenes.append(s)
     write_llava_records(root / FINETUNE_JSON, records)
     return records, scenes, Counter(kinds)

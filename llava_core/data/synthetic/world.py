@@ -36,14 +36,14 @@ def _record_texts(records: list[dict]) -> list[str]:
 
 
 def generate_world(out_dir: Path, *, seed: int = 0, image_size: int = 32, n_pretrain: int = 2000,
-                   n_finetune: int = 3000, n_eval: int = 200) -> dict:
+                   n_finetune: int = 3000, n_eval: int = 200, records_per_image: int = 1) -> dict:
     """Write the tiny world under ``out_dir`` (``pretrain/``, ``finetune/``, ``eval/``, ``corpus.txt``).
 
     Same ``seed`` gives byte-identical files. ``n_eval`` is the number of questions of GQA, POPE
     (per category, rounded down to even) and ScienceQA; the other nine benchmarks get small sets of
     ``min(n_eval, SMALL_EVAL)`` questions (MMBench/MMBench-CN, MM-Vet: half as many base questions;
     LLaVA-Bench: 3 per image, a sixth as many images). Each of the three folders is replaced
-    atomically. Returns ``{"seed", "image_size", "counts": {file: n}, "finetune_kinds", "corpus"}``,
+    atomically. Each stage-2 image serves ``records_per_image`` records. Returns ``{"seed", "image_size", "counts": {file: n}, "finetune_kinds", "corpus"}``,
     where ``corpus`` holds every distinct text (``<image>`` removed) for training a tokenizer.
     """
     out_dir = Path(out_dir)
@@ -51,7 +51,8 @@ def generate_world(out_dir: Path, *, seed: int = 0, image_size: int = 32, n_pret
     with atomic_dir(out_dir / PRETRAIN) as tmp:
         pre_records, pre_scenes = training.write_pretrain(tmp, seed, image_size, n_pretrain)
     with atomic_dir(out_dir / FINETUNE) as tmp:
-        ft_records, ft_scenes, kinds = training.write_finetune(tmp, seed, image_size, n_finetune)
+        ft_records, ft_scenes, kinds = training.write_finetune(tmp, seed, image_size, n_finetune,
+                                                                records_per_image)
     freq = Counter((s.color, s.shape) for s in pre_scenes + ft_scenes)
     popular = sorted(((c, x) for c in COLORS for x in SHAPES), key=lambda p: (-freq[p], p))
     with atomic_dir(out_dir / EVAL) as tmp:
