@@ -17,6 +17,7 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
+from llava_core.config.schema import TinyLLMConfig
 from llava_core.data.images import image_processor_class
 
 SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>", "<image>"]
@@ -49,7 +50,8 @@ def build_tiny_parts(out_dir: Path, corpus: Iterable[str], synthetic_cfg, seed: 
         num_attention_heads=synthetic_cfg.llm.num_attention_heads,
         num_key_value_heads=synthetic_cfg.llm.num_attention_heads,
         intermediate_size=synthetic_cfg.llm.intermediate_size, max_position_embeddings=1024,
-        initializer_range=synthetic_cfg.llm.initializer_range,
+        # A plain namespace of shapes (tests, tiny_llava) may leave the std out: Llama's default then.
+        initializer_range=getattr(synthetic_cfg.llm, "initializer_range", TinyLLMConfig.initializer_range),
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False,
     )

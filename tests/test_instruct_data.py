@@ -1,0 +1,120 @@
+"""LLaVA-Instruct regeneration, the offline parts: the teacher's context in the authors' caps-file
+form, the prompt folder, reply parsing in their conv-file form, and the released record layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from llava_core.data.instruct.context import ImageFacts, box_line, coco_facts, symbolic_context
+from llava_core.data.instruct.parse import Malformed, parse_description, parse_reply, parse_turns
+from llava_core.data.instruct.prompts import PromptError, load_kind, load_prompts
+from llava_core.data.instruct.records import make_record
+
+CAPS = ["A red bus parked on a street.", "A bus next to a sidewalk.", "The bus is red and white.",
+        "A city bus waits at a stop.", "A large bus on a city road."]
+
+
+def write_prompts(root: Path) -> Path:
+    """A prompt folder in the authors' layout, with texts of our own."""
+    conv = root / "conversation"
+    conv.mkdir(parents=True)
+    (conv / "system_message.txt").write_text("You are a visual assistant. Design a conversation.\n")
+    (conv / "000_caps.txt").write_text("\n".join(CAPS) + "\n")
+    (conv / "000_conv.txt").write_text("Question:\nWhat color is the bus?\n===\nAnswer:\nThe bus is red.\n")
+    (conv / "001_caps.txt").write_text("A dog on grass.\n")
+    (conv / "001_conv.txt").write_text("Question:\nWhat animal is shown?\n===\nAnswer:\nA dog.\n")
+    for kind in ("detail_description", "complex_reasoning"):
+        d = root / kind
+        d.mkdir()
+        (d / "system_message.txt").write_text(f"System message of {kind}.")
+        (d / "000_caps.txt").write_text("\n".join(CAPS) + "\n\nbus: [0.1, 0.2, 0.9, 0.8]\nperson: [0.0, 0.5, 0.05, 1.0]\n")
+        reply = "A red bus." if kind == "detail_description" else "Question:\nWhy wait?\n===\nAnswer:\nA stop.\n"
+        (d / "000_conv.txt").write_text(reply)
+    return root
+
+
+@pytest.mark.parametrize(("bbox", "size", "line"), [
+    ([10, 20, 30, 40], (200, 100), "bus: [0.05, 0.2, 0.2, 0.6]"),      # hand-computed
+    ([0, 0, 640, 480], (640, 480), "bus: [0.0, 0.0, 1.0, 1.0]"),       # printed as Python prints floats
+    ([1, 1, 1, 1], (3, 3), "bus: [0.333, 0.333, 0.667, 0.667]"),       # three decimals
+    ([367.4, 142.97, 113.7, 160.5], (640, 427), "bus: [0.574, 0.335, 0.752, 0.711]"),
+])
+def test_box_line_is_the_caps_file_form(bbox, size, line):
+    assert box_line("bus", bbox, *size) == line
+
+
+def test_symbolic_context_from_coco_files():
+    captions = {"images": [{"id": 9, "file_name": "000000000009.jpg", "width": 200, "height": 100}],
+                "annotations": [{"image_id": 9, "caption": c + " "} for c in CAPS[:2]]}
+    instances = {"categories": [{"id": 6, "name": "bus"}, {"id": 1, "name": "person"}],
+                 "annotations": [{"image_id": 9, "category_id": 6, "bbox": [10, 20, 30, 40]},
+                                 {"image_id": 9, "category_id": 1, "bbox": [0, 50, 10, 50]},
+                                 {"image_id": 7, "category_id": 1, "bbox": [0, 0, 1, 1]}]}
+    facts = coco_facts(captions, instances)[9]
+    assert symbolic_context(facts, with_boxes=False) == "\n".join(CAPS[:2])
+    assert symbolic_context(facts, with_boxes=True) == (
+        "\n".join(CAPS[:2]) + "\n\nbus: [0.05, 0.2, 0.2, 0.6]\nperson: [0.0, 0.5, 0.05, 1.0]")
+    assert symbolic_context(ImageFacts(1, "x.jpg", 10, 10, ["one"]), with_boxes=True) == "one"
+
+
+def test_prompt_folder_builds_the_few_shot_messages(tmp_path):
+    prompts = load_prompts(write_prompts(tmp_path))
+    conv = prompts["conversation"]
+    assert not conv.with_boxes and prompts["complex_reasoning"].with_boxes and prompts["detail_description"].with_boxes
+    msgs = conv.messages("QUERY CONTEXT")
+    assert [m["role"] for m in msgs] == ["system", "user", "assistant", "user", "assistant", "user"]
+    assert msgs[0]["content"] == "You are a visual assistant. Design a conversation."
+    assert msgs[1]["content"] == "\n".join(CAPS) and msgs[2]["content"].startswith("Question:\nWhat color")
+    assert msgs[3]["content"] == "A dog on grass." and msgs[-1]["content"] == "QUERY CONTEXT"
+
+
+def test_prompt_folder_errors_name_the_file(tmp_path):
+    root = write_prompts(tmp_path)
+    (root / "conversation" / "001_conv.txt").unlink()
+    with pytest.raises(PromptError, match=r"001_conv.txt missing"):
+        load_kind(root, "conversation")
+    (root / "complex_reasoning" / "system_message.txt").unlink()
+    with pytest.raises(PromptError, match=r"complex_reasoning/system_message.txt: missing"):
+        load_kind(root, "complex_reasoning")
+    with pytest.raises(PromptError, match="unknown kind"):
+        load_prompts(root, ("captions",))
+
+
+def test_reply_parsing_in_the_conv_file_form():
+    reply = ("Question:\nWhat color is the bus?\n===\nAnswer:\nThe bus is red.\n\nIt has white stripes.\n===\n"
+             "Question:\nIs it moving?\n===\nAnswer:\nNo, it is parked.\n")
+    assert parse_turns(reply) == [("What color is the bus?", "The bus is red.\n\nIt has white stripes."),
+                                  ("Is it moving?", "No, it is parked.")]
+    assert parse_reply("detail_description", "  A red bus.\n") == "A red bus."
+    for bad, reason in [("I'm sorry, I cannot see images.", "refusal"),
+                        ("Question:\nWhat?\n===\nQuestion:\nWhy?", "format"),
+                        ("Question:\nWhat color?", "format"),
+                        ("Here is a conversation about the bus.", "format"),
+                        ("", "empty")]:
+        with pytest.raises(Malformed) as err:
+            parse_turns(bad)
+        assert err.value.reason == reason, bad
+    with pytest.raises(Malformed) as err:
+        parse_description("Question:\nWhat?\n===\nAnswer:\nA bus.")
+    assert err.value.reason == "format"
+
+
+def test_records_have_the_released_layout():
+    turns = [("What color is the bus?", "Red."), ("Is it parked?", "Yes.")]
+    rec = make_record(33471, "conversation", turns, seed=0)
+    assert rec["id"] == "000000033471" and rec["image"] == "000000033471.jpg"
+    assert [t["from"] for t in rec["conversations"]] == ["human", "gpt", "human", "gpt"]
+    first = rec["conversations"][0]["value"]
+    assert first in ("<image>\nWhat color is the bus?", "What color is the bus?\n<image>")
+    assert all("<image>" not in t["value"] for t in rec["conversations"][1:])
+    assert make_record(33471, "conversation", turns, seed=0) == rec  # the same draw every time
+    places = {make_record(i, "conversation", turns, seed=0)["conversations"][0]["value"].startswith("<image>")
+              for i in range(20)}
+    assert places == {True, False}  # both placements occur, as in the released file
+    detail = make_record(5, "detail_description", "A red bus.", seed=0, detail_prompts=("Describe it.",))
+    assert detail["conversations"][1] == {"from": "gpt", "value": "A red bus."}
+    assert detail["conversations"][0]["value"].replace("<image>", "").strip() == "Describe it."
+    with pytest.raises(ValueError, match="detail_prompts"):
+        make_record(5, "detail_description", "A red bus.", seed=0)
