@@ -118,3 +118,103 @@ def test_records_have_the_released_layout():
     assert detail["conversations"][0]["value"].replace("<image>", "").strip() == "Describe it."
     with pytest.raises(ValueError, match="detail_prompts"):
         make_record(5, "detail_description", "A red bus.", seed=0)
+
+
+# ----------------------------------------------------------------------------------------------- generation
+def _facts(n: int) -> list:
+    from llava_core.data.instruct.context import ImageFacts
+
+    return [ImageFacts(100 + i, f"{100 + i:012d}.jpg", 640, 480, [f"Picture {i} of a bus.", "A bus on a road."],
+                       [("bus", [0, 0, 320, 240])] * (1 + i % 2) + [("person", [10, 10, 20, 40])]) for i in range(n)]
+
+
+def _teacher_cfg(port: int):
+    from types import SimpleNamespace as NS
+
+    return NS(kind="openai", model="rule-teacher", base_url=f"http://127.0.0.1:{port}/v1", api_key_env="NO_SUCH_KEY",
+              timeout_s=5, max_retries=0, backoff_s=0.0)
+
+
+def _generate(tmp_path, port, cache="cache.jsonl"):
+    from llava_core.data.instruct.generate import generate_instruct
+    from llava_core.evaluate.judge import Judge
+
+    teacher = Judge(_teacher_cfg(port), tmp_path / cache)
+    prompts = load_prompts(tmp_path / "prompts")
+    return generate_instruct(_facts(5), prompts, teacher, seed=3, workers=4, detail_prompts=("Describe the image.",),
+                             progress=False)
+
+
+def test_generation_through_a_local_endpoint_then_a_rerun_sends_nothing(tmp_path):
+    from http_util import serving
+
+    from llava_core.data.instruct.rule_teacher import RuleTeacher, serve
+
+    write_prompts(tmp_path / "prompts")
+    with serving(serve(RuleTeacher())) as server:
+        records, manifest = _generate(tmp_path, server.server_address[1])
+        assert server.answered == manifest["requests_sent"] == 15 and manifest["replies_from_cache"] == 0
+        assert manifest["tokens"]["prompt_tokens"] > 0 and manifest["tokens"]["completion_tokens"] > 0
+        assert manifest["kinds"]["conversation"] == {"requested": 5, "kept": 5, "dropped": {}}
+        again, manifest2 = _generate(tmp_path, server.server_address[1])
+        assert server.answered == 15 and manifest2["requests_sent"] == 0 and manifest2["replies_from_cache"] == 15
+    assert again == records and len(records) == 15
+    # Records come kind by kind (the prompt folder's order), image by image within a kind.
+    by_kind = {"conversation": records[0:5], "detail_description": records[5:10]}
+    conv = by_kind["conversation"][1]["conversations"]
+    # The conversation kind's few-shot contexts have no boxes, so neither has its request: no counts.
+    assert conv[1]["value"] == "Picture 1 of a bus." and len(conv) == 2
+    detail = by_kind["detail_description"][1]["conversations"]
+    assert detail[1]["value"].endswith("The image contains 2 buses, 1 person.")  # its context listed the boxes
+
+
+def test_killed_generation_resumes_with_only_the_missing_requests(tmp_path):
+    from http_util import serving
+
+    from llava_core.data.instruct.rule_teacher import RuleTeacher, serve
+    from llava_core.evaluate.judge import JudgeError
+
+    write_prompts(tmp_path / "prompts")
+    with serving(serve(RuleTeacher(), fail_after=6)) as dying, pytest.raises(JudgeError, match="HTTP 400"):
+        _generate(tmp_path, dying.server_address[1])
+    assert dying.answered == 6
+    with serving(serve(RuleTeacher())) as server:
+        records, manifest = _generate(tmp_path, server.server_address[1])
+        assert server.answered == manifest["requests_sent"] == 9 and manifest["replies_from_cache"] == 6
+    with serving(serve(RuleTeacher())) as fresh:
+        clean, _ = _generate(tmp_path, fresh.server_address[1], cache="clean.jsonl")
+    assert records == clean
+
+
+def test_malformed_reply_is_retried_once_then_dropped_and_listed(tmp_path):
+    from types import SimpleNamespace as NS
+
+    from llava_core.data.instruct.generate import generate_instruct
+    from llava_core.evaluate.judge import Judge
+
+    class Flaky:
+        """Refuses image 100's first request, answers image 101 in no known format, others well."""
+
+        requests = 0
+        refused = False
+
+        def complete(self, messages, *, temperature, max_tokens, seed):
+            self.requests += 1
+            context = messages[-1]["content"]
+            if "Picture 0" in context and not self.refused:
+                self.refused = True
+                return "I'm sorry, but I cannot help.", "flaky"
+            if "Picture 1" in context:
+                return "Here are some thoughts.", "flaky"
+            return "Question:\nWhat is it?\n===\nAnswer:\nA bus.", "flaky"
+
+    write_prompts(tmp_path / "prompts")
+    prompts = load_prompts(tmp_path / "prompts", ("conversation",))
+    teacher = Judge(NS(kind="rule", model="flaky"), tmp_path / "c.jsonl", backend=Flaky())
+    records, manifest = generate_instruct(_facts(3), prompts, teacher, seed=3, workers=2, progress=False)
+    assert [r["id"] for r in records] == ["000000000100", "000000000102"]
+    assert manifest["kinds"]["conversation"] == {"requested": 3, "kept": 2, "dropped": {"format": 1}}
+    assert manifest["dropped"] == [{"image_id": 101, "kind": "conversation", "reason": "format",
+                                    "detail": "block 1 ('Here are some thoughts.') is not the Question:/Answer: "
+                                              "block expected"}]
+    assert manifest["requests_sent"] == 5  # 100 twice (refused, then answered), 101 twice, 102 once

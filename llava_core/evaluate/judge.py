@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import re
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -132,6 +133,8 @@ class OpenAIChat:
         self.backoff = float(cfg.backoff_s)
         self.sleep = sleep or (lambda seconds: time.sleep(seconds))
         self.requests = 0  # HTTP requests sent (tests count them)
+        self.usage = {"prompt_tokens": 0, "completion_tokens": 0}  # as the endpoint reports them
+        self._lock = threading.Lock()  # one client may serve several threads (instruct generation)
 
     def _key(self) -> str | None:
         return os.environ.get(self.api_key_env) or None
@@ -146,11 +149,16 @@ class OpenAIChat:
             headers["Authorization"] = f"Bearer {key}"
         for attempt in range(self.max_retries + 1):
             req = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
-            self.requests += 1
+            with self._lock:
+                self.requests += 1
             try:
                 with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                     data = json.loads(resp.read().decode("utf-8"))
-                return data["choices"][0]["message"]["content"] or "", str(data.get("model") or self.model)
+                content = data["choices"][0]["message"]["content"] or ""
+                with self._lock:
+                    for k in self.usage:
+                        self.usage[k] += int((data.get("usage") or {}).get(k) or 0)
+                return content, str(data.get("model") or self.model)
             except urllib.error.HTTPError as e:
                 retry_after = e.headers.get("Retry-After") if e.headers else None
                 if e.code != 429 and e.code < 500:
@@ -302,6 +310,7 @@ class JudgeCache:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.entries: dict[tuple[str, str, int], dict] = {}
+        self._lock = threading.Lock()  # appends from several threads stay whole lines
         if self.path.exists():
             with open(self.path, encoding="utf-8") as fh:
                 for line in fh:
@@ -317,7 +326,7 @@ class JudgeCache:
     def put(self, judge: str, digest: str, pass_: int, content: str, model: str) -> dict:
         entry = {"judge": judge, "prompt_digest": digest, "pass": pass_, "content": content, "model": model}
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a+b") as fh:
+        with self._lock, open(self.path, "a+b") as fh:
             if fh.seek(0, os.SEEK_END):  # end a line cut short by a kill first
                 fh.seek(-1, os.SEEK_END)
                 if fh.read(1) != b"\n":
@@ -339,12 +348,14 @@ class Judge:
         self.cache = JudgeCache(cache_path)
         self.cached = 0
         self.served: set[str] = set()  # model names the backend reported
+        self._lock = threading.Lock()
 
     def ask(self, messages: list[dict], *, pass_: int, temperature: float, max_tokens: int) -> tuple[str, str]:
         digest = prompt_digest(messages, temperature, max_tokens)
         hit = self.cache.get(self.name, digest, pass_)
         if hit is not None:
-            self.cached += 1
+            with self._lock:
+                self.cached += 1
             model = hit.get("model", self.name)
         else:
             seed = int(digest[:8], 16) ^ pass_
