@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 #: The three kinds of LLaVA-Instruct, by their folder names.
@@ -26,7 +27,7 @@ class KindPrompts:
     system: str
     examples: tuple[tuple[str, str], ...]
 
-    @property
+    @cached_property  # asked once per request; the examples never change
     def with_boxes(self) -> bool:
         """Whether this kind's contexts list object boxes (the few-shot contexts show them)."""
         return any(_BOX_LINE.search(context) for context, _ in self.examples)

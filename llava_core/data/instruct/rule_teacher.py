@@ -48,7 +48,8 @@ class RuleTeacher:
             return "\n===\n".join(f"Question:\n{q}\n===\nAnswer:\n{a}" for q, a in turns), self.model
         text = " ".join(captions)
         if counts:
-            text += "\n\nThe image contains " + ", ".join(f"{n} {_plural(name, n)}" for name, n in sorted(counts.items())) + "."
+            listed = ", ".join(f"{n} {_plural(name, n)}" for name, n in sorted(counts.items()))
+            text += f"\n\nThe image contains {listed}."
         return text, self.model
 
 
@@ -60,13 +61,15 @@ def serve(teacher: RuleTeacher, port: int = 0, fail_after: int | None = None) ->
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 (http.server's name)
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-            if fail_after is not None and server.answered >= fail_after:
+            with server.lock:  # check and count in one step: concurrent requests cannot overshoot fail_after
+                stopped = fail_after is not None and server.answered >= fail_after
+                if not stopped:
+                    server.answered += 1
+            if stopped:
                 self.send_error(400, "teacher stopped")
                 return
             content, model = teacher.complete(body.get("messages", []), temperature=body.get("temperature", 0.0),
                                               max_tokens=body.get("max_tokens", 0))
-            with server.lock:
-                server.answered += 1
             usage = {"prompt_tokens": sum(len(m.get("content", "").split()) for m in body.get("messages", [])),
                      "completion_tokens": len(content.split())}
             payload = json.dumps({"model": model, "choices": [{"message": {"role": "assistant", "content": content}}],

@@ -99,7 +99,8 @@ def mme_pair(rng: random.Random, s: Scene, subtask: str) -> list[tuple[str, str]
         pair = [(f"Is there a {s.shape} in this image?", "Yes"), (f"Is there a {shape} in this image?", "No")]
     elif subtask == "count":  # every image holds one shape: the pair differs in which shape is counted,
         _, shape = distractor(rng, s, "shape")  # so the question's wording does not give the answer away
-        pair = [(f"Is there only one {s.shape} in the image?", "Yes"), (f"Is there only one {shape} in the image?", "No")]
+        pair = [(f"Is there only one {s.shape} in the image?", "Yes"),
+                (f"Is there only one {shape} in the image?", "No")]
     elif subtask == "position":
         side, other = ("left", "right") if s.cx < 0.5 else ("right", "left")
         pair = [(f"Is the {s.shape} on the {side} side of the image?", "Yes"),

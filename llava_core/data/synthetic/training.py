@@ -168,7 +168,8 @@ def write_finetune(root: Path, seed: int, image_size: int, n: int,
             # A new image; short-answer VQA images alternate between the GQA and COCO folders, as
             # in the real mixture.
             s, image_num = st.scene(blank=blank), next(numbers)
-            rel = f"gqa/images/{image_num}.jpg" if kind == "vqa" and image_num % 2 else f"coco/train2017/{image_num:012d}.jpg"
+            rel = (f"gqa/images/{image_num}.jpg" if kind == "vqa" and image_num % 2
+                   else f"coco/train2017/{image_num:012d}.jpg")
             path = root / rel
             if path.parent not in made:
                 path.parent.mkdir(parents=True, exist_ok=True)

@@ -43,8 +43,8 @@ def generate_world(out_dir: Path, *, seed: int = 0, image_size: int = 32, n_pret
     (per category, rounded down to even) and ScienceQA; the other nine benchmarks get small sets of
     ``min(n_eval, SMALL_EVAL)`` questions (MMBench/MMBench-CN, MM-Vet: half as many base questions;
     LLaVA-Bench: 3 per image, a sixth as many images). Each of the three folders is replaced
-    atomically. Each stage-2 image serves ``records_per_image`` records. Returns ``{"seed", "image_size", "counts": {file: n}, "finetune_kinds", "corpus"}``,
-    where ``corpus`` holds every distinct text (``<image>`` removed) for training a tokenizer.
+    atomically. Each stage-2 image serves ``records_per_image`` records. Returns ``{"seed",
+    "image_size", "counts": {file: n}, "finetune_kinds", "corpus"}``, where ``corpus`` holds every distinct text (``<image>`` removed) for training a tokenizer.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
