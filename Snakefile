@@ -1,5 +1,5 @@
 # LLaVA-1.5, reproduced end to end. The DAG, per experiment in config/config.yaml:
-#   synthesize (tiny only) -> download -> filter -> pretrain -> finetune -> evaluate (per benchmark)
+#   synthesize (tiny only) -> download -> [instruct: regenerated LLaVA-Instruct, if enabled] -> filter -> pretrain -> finetune -> evaluate (per benchmark)
 #   -> report, and one summary across experiments.
 # Every rule calls the `llava-core` CLI; hyperparameters live in the Hydra presets under config/.
 from snakemake.utils import min_version
@@ -19,11 +19,13 @@ include: "workflow/rules/common.smk"
 
 
 # Jobs that need the network (or next to no compute) run where Snakemake runs (the login or
-# transfer node on a cluster). The filter needs no network but many cores: a cluster job.
+# transfer node on a cluster): instruct talks to a hosted teacher API. The filter needs no network
+# but many cores: a cluster job.
 localrules:
     all,
     synthesize,
     download,
+    instruct,
     summary,
 
 include: "workflow/rules/data.smk"

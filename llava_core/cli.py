@@ -138,6 +138,7 @@ def cmd_plan(args) -> int:
 
 def cmd_synthesize(args) -> int:
     from llava_core.data.synthetic import generate_world, package_mirror
+    from llava_core.data.synthetic.mirror import MIRROR_PARTS
     from llava_core.model.tiny import build_tiny_parts
 
     cfg = _load(args)
@@ -149,7 +150,7 @@ def cmd_synthesize(args) -> int:
     summary = generate_world(world, seed=syn.seed, image_size=syn.image_size, n_pretrain=syn.n_pretrain,
                              n_finetune=syn.n_finetune, n_eval=syn.n_eval, records_per_image=syn.records_per_image)
     build_tiny_parts(world / "models", _tokenizer_corpus(world, summary["corpus"]), syn, seed=syn.seed)
-    sources = package_mirror(world, out, parts=("pretrain", "finetune", "eval", "models"))
+    sources = package_mirror(world, out, parts=(*MIRROR_PARTS, "models"))
     shutil.rmtree(world)  # the archives are the product; the unpacked copy would double the disk use
     log.info("tiny world: %s", json.dumps(summary["counts"]))
     print(json.dumps({"mirror": str(out), "sources": sources}, indent=2))
@@ -180,6 +181,21 @@ def cmd_download(args) -> int:
     # The job's output: a summary of what was verified. The lock itself is not a Snakemake output,
     # so a rerun of this job finds it (Snakemake deletes a job's outputs before running it).
     write_json(Path(args.out) if args.out else data_dir / "download.json", summary)
+    return 0
+
+
+def cmd_instruct(args) -> int:
+    from llava_core.config.compose import instruct_enabled
+    from llava_core.data.instruct.stage import run_instruct
+
+    cfg = _load(args)
+    if not instruct_enabled(cfg):
+        raise ConfigError(f"experiment {cfg.name!r} does not regenerate LLaVA-Instruct: set "
+                          "data.instruct.generate.enabled=true (and data.instruct, see docs/instruct.md)")
+    data_dir = Path(args.data_dir)
+    with _run(cfg, Stage("instruct"), args, data_dir, run_name=f"data:{cfg.data.name}") as run:
+        run_instruct(cfg, data_dir, run, base_url=args.base_url, workers=args.workers)
+    _write_resolved(cfg, data_dir / "instruct", Stage("instruct"), args.override)
     return 0
 
 
@@ -411,6 +427,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--mirror", help="a mirror laid out as <mirror>/<host>/<path> (default: data.mirror)")
     sp.add_argument("--workers", type=int, default=8, help="parallel downloads (and crawl threads)")
     sp.add_argument("--out", help="summary of what was verified (default: <data-dir>/download.json)")
+    sp = exp_cmd("instruct", "regenerate LLaVA-Instruct with a teacher chat model (data.instruct)", cmd_instruct)
+    sp.add_argument("--data-dir", required=True)
+    sp.add_argument("--base-url", help="base URL for relative source URLs (default: data.base_url)")
+    sp.add_argument("--workers", type=int, default=4, help="parallel downloads of the teacher's sources")
     sp = exp_cmd("filter", "drop bad records and write the training sets and a manifest", cmd_filter)
     sp.add_argument("--data-dir", required=True)
     sp.add_argument("--workers", type=int, help="processes checking images (default: data.filter.workers)")
@@ -499,6 +519,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.fn(args)
     except (ConfigError, FormatError, ValueError, FileNotFoundError) as e:
+        print(f"llava-core {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:
+        if not getattr(e, "user_facing", False):  # a bug: keep the traceback
+            raise
         print(f"llava-core {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -80,6 +80,15 @@ def test_override_changes_one_value():
     (["model.conversation_template=chatml"], "plain, vicuna_v1"),
     (["finetune.global_batch_size=100"], "per_device_train_batch_size"),
     (["+evaluation.benchmarks.imagenet={max_new_tokens:4}"], "evaluation.benchmarks key"),
+    (["data.instruct.generate.enabled=true", "data.instruct.generate.teacher.kind=openai",
+      "data.instruct.generate.teacher.model=null"], "teacher.kind=openai needs data.instruct.generate.teacher.model"),
+    (["data.instruct.generate.enabled=true", "data.instruct.generate.kinds=[conversations]"],
+     "data.instruct.generate.kinds entry='conversations' is not allowed; choose one of: conversation"),
+    (["data.instruct.generate.enabled=true", "data.instruct.generate.detail_instructions=[]"],
+     "detail_instructions is empty, but detail_description is among the kinds"),
+    (["data.ocr_vqa.workers=3"], "data.ocr_vqa is null in this preset, so it has no 'workers' to set"),
+    (["data.instruct.generate.enabled=true", "data.instruct.generate.mix=append"],
+     "data.instruct.generate.mix='append' is not allowed; choose one of: extend, replace"),
 ])
 def test_bad_overrides_name_the_key(overrides, expected):
     with pytest.raises(ConfigError, match=expected.replace("(", r"\(")):

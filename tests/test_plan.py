@@ -166,3 +166,32 @@ def test_every_kind_has_an_entry_in_the_cli():
         module, _, func = entry.partition(":")
         assert module == "llava_core.cli" and callable(getattr(cli, func)), kind
     assert layout.OUTPUTS.keys() >= set(ENTRY) - {"summary"} | {"summary"}
+
+
+# ----------------------------------------------------------------------------- the instruct branch
+ON = "data.instruct.generate.enabled=true"
+
+
+def _digests(*overrides: str) -> dict[str, str]:
+    return {k: st["config_digest"] for k, st in plan("tiny", list(overrides))["stages"].items()}
+
+
+def test_instruct_stage_is_planned_only_when_switched_on_and_reruns_what_it_should():
+    assert "instruct" not in _digests()
+    on = plan("tiny", [ON])
+    assert [k for k in on["stages"]][:4] == ["synthesize", "download", "instruct", "filter"]
+    assert on["stages"]["instruct"]["outputs"] == {"records": "results/data/tiny/instruct/llava_instruct.json",
+                                                   "manifest": "results/data/tiny/instruct/manifest.json"}
+    base = _digests(ON)
+    # Switching it on changes what stage 2 trains on: filter and training rerun, download does not.
+    changed = {k for k, d in _digests().items() if base.get(k) != d}
+    assert {"filter", "pretrain", "finetune"} <= changed and "download" not in changed
+    # How the teacher is reached (concurrency, retries, key variable) reruns nothing.
+    assert _digests(ON, "data.instruct.generate.teacher.concurrency=1",
+                    "data.instruct.generate.teacher.api_key_env=MY_KEY") == base
+    # Another teacher reruns the instruct job alone: what it writes reaches the filter as a file.
+    assert {k for k, d in _digests(ON, "data.instruct.generate.teacher.model=other").items()
+            if base[k] != d} == {"instruct"}
+    # Replacing LLaVA-Instruct instead of extending changes the mixture, not the generation.
+    assert {k for k, d in _digests(ON, "data.instruct.generate.mix=replace").items()
+            if base[k] != d} == {"filter", "pretrain", "finetune"}

@@ -268,7 +268,7 @@ def test_corpus(world: tuple[Path, dict]) -> None:
 def test_package_mirror(tmp_path: Path, world: tuple[Path, dict]) -> None:
     root, _ = world
     sources = package_mirror(root, tmp_path / "m1")
-    assert [s["name"] for s in sources] == ["pretrain", "finetune", "eval"]
+    assert [s["name"] for s in sources] == ["pretrain", "finetune", "eval", "instruct"]
     assert read_json(tmp_path / "m1/sources.json") == sources
     again = package_mirror(root, tmp_path / "m2")
     assert [s["sha256"] for s in again] == [s["sha256"] for s in sources]

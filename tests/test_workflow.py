@@ -331,3 +331,73 @@ def test_editing_checkpoints_py_replans_stage2_and_every_evaluation(tiny, tmp_pa
     out = run(["snakemake", "-n", "--cores", "1", "--config", f"results={tiny}", *config], env=env).stdout
     assert planned_jobs(out) == Counter({"finetune": 1, "evaluate": len(BENCHMARKS), "report": 1, "summary": 1,
                                         "all": 1})
+
+
+# A small world and a few steps: the branch, not the model, is under test here.
+INSTRUCT = ["data.instruct.generate.enabled=true", "data.instruct.generate.num_images=30",
+            "data.synthetic.n_pretrain=200", "data.synthetic.n_finetune=400", "data.synthetic.n_eval=20",
+            "pretrain.max_steps=3", "finetune.max_steps=3"]
+
+
+def test_instruct_branch_generates_mixes_trains_and_a_rerun_sends_nothing(tmp_path):
+    """`data.instruct.generate.enabled=true`: the rule teacher on 127.0.0.1 writes LLaVA-Instruct
+    records through the HTTP client, the filter mixes them into stage 2, stage 2 trains on them,
+    MLflow records the teacher, the prompts' checksums and the counts; a forced rerun of the
+    instruct job is answered from the cache; replacing instead of extending reruns only the mixture."""
+    from mlflow.tracking import MlflowClient
+
+    from llava_core.io import sha256_file
+
+    config = ("overrides=" + " ".join(INSTRUCT),)
+    model = tmp_path / "tiny" / "finetune" / "model"
+    snakemake(tmp_path, str(model), config=config)
+    data = tmp_path / "data" / "tiny"
+    manifest = json.loads((data / "instruct" / "manifest.json").read_text())
+    assert manifest["requests_sent"] == 90 and manifest["replies_from_cache"] == 0
+    assert {k: (m["requested"], m["kept"]) for k, m in manifest["kinds"].items()} == {
+        "conversation": (30, 30), "detail_description": (30, 30), "complex_reasoning": (30, 30)}
+    assert manifest["teacher"]["served_by"] == ["rule-teacher"] and manifest["tokens"]["prompt_tokens"] > 0
+    records = json.loads((data / "instruct" / "llava_instruct.json").read_text())
+    assert len(records) == 90 and len({r["image"] for r in records}) == 30
+    for r in records:  # the released llava_instruct_150k.json layout
+        assert list(r) == ["id", "image", "conversations"] and re.fullmatch(r"\d{12}", r["id"])
+        assert r["image"] == f"{r['id']}.jpg" and (data / "finetune" / "coco" / "train2017" / r["image"]).is_file()
+        first, *rest = [t["value"] for t in r["conversations"]]
+        assert first.startswith("<image>\n") != first.endswith("\n<image>")
+        assert not any("<image>" in t for t in rest)
+    # Stage 2 trains on the mixture plus the generated records.
+    flt = json.loads((data / "filtered" / "manifest.json").read_text())["finetune"]
+    assert flt["instruct"] == {"mode": "extend", "mixture_records": 400, "replaced": 0, "generated_added": 90,
+                               "records": 490}
+    trained = json.loads((data / "filtered" / "finetune.json").read_text())
+    generated = {(f"coco/train2017/{r['image']}", json.dumps(r["conversations"])) for r in records}
+    assert generated <= {(r.get("image"), json.dumps(r["conversations"])) for r in trained}
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("llava-core").experiment_id], max_results=100)
+    ins = next(r for r in runs if r.data.tags.get("llava.stage") == "instruct")
+    prompt_file = data / "instruct-sources" / "prompts" / "conversation" / "system_message.txt"
+    assert ins.data.params["prompt_sha256/conversation/system_message.txt"] == sha256_file(prompt_file)
+    assert ins.data.params["data.instruct.generate.teacher.model"] == "rule-teacher"
+    assert ins.data.metrics["instruct/requests_sent"] == 90 and ins.data.metrics["instruct/records"] == 90
+    ft = next(r for r in runs if r.data.tags.get("llava.stage") == "finetune")
+    ft_input = client.get_run(ft.info.run_id).inputs.dataset_inputs[0].dataset
+    assert json.loads(ft_input.profile)["kept"] == len(trained)
+
+    before = (data / "instruct" / "llava_instruct.json").read_bytes()
+    snakemake(tmp_path, "--forcerun", "instruct", str(data / "instruct" / "manifest.json"), config=config)
+    again = json.loads((data / "instruct" / "manifest.json").read_text())
+    assert again["requests_sent"] == 0 and again["replies_from_cache"] == 90
+    assert (data / "instruct" / "llava_instruct.json").read_bytes() == before
+    assert planned_jobs(snakemake(tmp_path, "-n", str(model), config=config).stdout) == Counter()
+    replace = snakemake(tmp_path, "-n", str(model), config=(config[0] + " data.instruct.generate.mix=replace",))
+    assert planned_jobs(replace.stdout) == Counter({"filter": 1, "pretrain": 1, "finetune": 1})
+
+
+def test_real_preset_plans_the_instruct_branch(tmp_path):
+    """The real preset's branch: fetch COCO annotations and the authors' pinned prompt files, ask a
+    hosted teacher (a dry run contacts nobody), then filter and train on the mixture."""
+    out = run(["snakemake", "-n", "--cores", "1", "--config", f"results={tmp_path}", "experiments=llava-v1.5-7b",
+               "overrides=data.instruct.generate.enabled=true data.instruct.generate.teacher.model=gpt-4o"]).stdout
+    jobs = planned_jobs(out)
+    assert jobs["instruct"] == jobs["download"] == jobs["filter"] == jobs["finetune"] == 1
+    assert "synthesize" not in jobs

@@ -64,6 +64,8 @@ def load_experiment(name: str, overrides: list[str] | tuple[str, ...] = ()) -> D
         missing = sorted(OmegaConf.missing_keys(cfg))
     except (HydraException, OmegaConfBaseException) as e:
         raise ConfigError(_explain(name, list(overrides), e)) from None
+    except AssertionError as e:  # OmegaConf asserts when an override reaches under a null node
+        raise ConfigError(_null_parent(name, list(overrides)) or _one_line(e)) from None
     _type_benchmarks(cfg)
     if missing:
         raise ConfigError(f"experiment {name!r}: required keys have no value: {', '.join(missing)}")
@@ -120,6 +122,24 @@ def _explain(name: str, overrides: list[str], error: BaseException) -> str:
     return f"{where}: {_one_line(error)}"
 
 
+def _null_parent(name: str, overrides: list[str]) -> str | None:
+    """The message for an override of a key under a section the preset leaves null (``data.instruct``
+    of a dataset that has none), or None if no override does that."""
+    base = OmegaConf.to_container(_compose(name, []))
+    for override in overrides:
+        parts = override.split("=", 1)[0].lstrip("+~").split(".")
+        node = base
+        for i, part in enumerate(parts[:-1]):
+            if not isinstance(node, dict) or part not in node:
+                break
+            node = node[part]
+            if node is None:
+                section = ".".join(parts[: i + 1])
+                return (f"override {override!r} of experiment {name!r}: {section} is null in this preset, so "
+                        f"it has no {parts[-1]!r} to set; define {section} in the preset's config group first")
+    return None
+
+
 def _type_benchmarks(cfg: DictConfig) -> None:
     """Check each evaluation.benchmarks entry against BenchmarkSettings (keys and types)."""
     from llava_core.config.schema import BenchmarkSettings
@@ -151,7 +171,13 @@ def to_dict(cfg: DictConfig | Any) -> Any:
 
 def stages(cfg: DictConfig) -> list[Stage]:
     """Every stage of the DAG for this experiment, in order."""
-    return experiment_stages(list(cfg.evaluation.benchmarks), cfg.data.synthetic is not None)
+    return experiment_stages(list(cfg.evaluation.benchmarks), cfg.data.synthetic is not None, instruct_enabled(cfg))
+
+
+def instruct_enabled(cfg: DictConfig) -> bool:
+    """Whether the experiment regenerates LLaVA-Instruct (``data.instruct.generate.enabled``)."""
+    ins = cfg.data.get("instruct")
+    return ins is not None and bool(ins.generate.enabled)
 
 
 def as_stage(stage: Stage | str) -> Stage:
@@ -161,6 +187,27 @@ def as_stage(stage: Stage | str) -> Stage:
 
 # Data settings that say where from or how big, not what: in no stage's config slice.
 DATA_KEYS_OUTSIDE_DIGESTS = ("base_url", "mirror", "disk_gb")
+# How the teacher is reached, not what it writes: in no slice (a new key or more concurrency reruns nothing).
+TEACHER_TRANSPORT = ("api_key_env", "concurrency", "timeout_s", "max_retries", "backoff_s",
+                     "usd_per_mtok_prompt", "usd_per_mtok_completion")
+
+
+def _instruct_slice(ins: dict | None) -> dict | None:
+    """``data.instruct`` as the instruct job sees it: what is asked of which teacher, not how the
+    teacher is reached nor how the filter mixes the records in (:func:`_instruct_mix`)."""
+    if ins is None:
+        return None
+    gen = {k: v for k, v in ins["generate"].items() if k != "mix"}
+    gen["teacher"] = {k: v for k, v in gen["teacher"].items() if k not in TEACHER_TRANSPORT}
+    return {**{k: v for k, v in ins.items() if k not in ("image_folder", "format_prompts")}, "generate": gen}
+
+
+def _instruct_mix(ins: dict | None) -> dict | None:
+    """``data.instruct`` as the filter and training see it: whether and how the generated records
+    are mixed in (what they hold reaches them through the instruct job's output file)."""
+    if ins is None or not ins["generate"]["enabled"]:
+        return None
+    return {"mix": ins["generate"]["mix"], "image_folder": ins["image_folder"], "format_prompts": ins["format_prompts"]}
 
 
 def stage_config(cfg: DictConfig, stage: Stage | str) -> dict:
@@ -172,6 +219,9 @@ def stage_config(cfg: DictConfig, stage: Stage | str) -> dict:
     stage = as_stage(stage)
     c = to_dict(cfg)
     data = {k: v for k, v in c["data"].items() if k != "resources"}
+    if stage.kind == "instruct":
+        return {"data": {"name": data["name"], "instruct": _instruct_slice(data.get("instruct"))}}
+    data["instruct"] = _instruct_mix(data.get("instruct"))
     if stage.kind in ("synthesize", "download"):
         # What is fetched, not where from: switching mirrors reruns nothing (the lock checks bytes).
         return {"data": {k: data[k] for k in ("name", "synthetic", "sources", "links", "ocr_vqa")}}

@@ -109,6 +109,66 @@ class FilterConfig:
 
 
 @dataclass
+class TeacherConfig:
+    """The chat model that writes instruction data (llava_core/data/instruct/), through the judge's client.
+
+    ``openai``: an OpenAI-compatible endpoint at ``base_url`` (a hosted API, or vLLM/TGI serving
+    any model); the key is read from the environment variable ``api_key_env``, never from the
+    config, and never logged. ``local``: a transformers causal LM at ``model``. ``rule``: the
+    offline rule-based teacher (:mod:`llava_core.data.instruct.rule_teacher`), served on
+    127.0.0.1 for the run so requests still go through the HTTP client and its cache.
+    """
+
+    kind: str = "openai"  # openai | local | rule
+    model: str | None = None  # the paper used text-only GPT-4 (2023); any chat model works
+    base_url: str = "https://api.openai.com/v1"
+    api_key_env: str = "OPENAI_API_KEY"
+    concurrency: int = 8  # requests in flight
+    timeout_s: float = 120.0
+    max_retries: int = 8  # on HTTP 429 / 5xx / network errors, with exponential backoff
+    backoff_s: float = 2.0
+    # Prices in USD per million tokens, for the manifest's cost figure (null: not priced).
+    usd_per_mtok_prompt: float | None = None
+    usd_per_mtok_completion: float | None = None
+
+
+@dataclass
+class InstructGenerateConfig:
+    """Regenerating LLaVA-Instruct with a teacher: off unless ``enabled``."""
+
+    enabled: bool = False
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    kinds: list[str] = field(default_factory=lambda: ["conversation", "detail_description", "complex_reasoning"])
+    num_images: int | None = None  # images asked about, drawn with ``seed``; null: every captioned image
+    seed: int = 0  # draws the images and the <image> placement; also the cache's pass number
+    temperature: float = 1.0  # the paper does not state the one it used
+    max_tokens: int = 1024
+    # extend: add the generated records to the stage-2 mixture; replace: first drop the mixture's
+    # LLaVA-Instruct records (see InstructConfig.format_prompts).
+    mix: str = "extend"
+    # The instructions a detailed description answers (one is drawn per record); required when
+    # detail_description is among the kinds.
+    detail_instructions: list[str] = field(default_factory=list)
+
+
+@dataclass
+class InstructConfig:
+    """Where the teacher's inputs come from (declared, checksummed sources) and how its output is
+    mixed into stage 2. Paths are relative to the data folder."""
+
+    sources: list[SourceConfig] = field(default_factory=list)  # fetched by the instruct job only
+    captions: str = MISSING  # a COCO captions_*.json
+    instances: str = MISSING  # the matching instances_*.json (object boxes)
+    prompts: str = MISSING  # the authors' playground/data/prompts layout: <kind>/system_message.txt, NNN_*.txt
+    image_folder: str = "coco/train2017"  # the images' folder in the stage-2 records (under finetune_images)
+    # With mix=replace, a mixture record is LLaVA-Instruct when its image is in image_folder and
+    # no human turn contains one of these: the response-format prompts that mark the other
+    # COCO-image sources of mix665k (VQAv2, OKVQA, A-OKVQA, RefCOCO; the paper's Table 7).
+    format_prompts: list[str] = field(default_factory=list)
+    generate: InstructGenerateConfig = field(default_factory=InstructGenerateConfig)
+
+
+@dataclass
 class DataConfig:
     """Where a dataset comes from and where its parts sit inside the data folder."""
 
@@ -119,6 +179,7 @@ class DataConfig:
     sources: list[SourceConfig] = field(default_factory=list)
     links: dict[str, str] = field(default_factory=dict)  # link path -> target, inside the data folder
     ocr_vqa: OcrVqaConfig | None = None
+    instruct: InstructConfig | None = None  # the teacher's sources (issue 12); null: cannot regenerate
     pretrain_records: str = MISSING
     pretrain_images: str = MISSING
     finetune_records: str = MISSING

@@ -83,3 +83,40 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError("data.filter.overlap_max_distance must be between 0 and 16 (bits of a 64-bit dHash)")
     if f.balance.min_count < 1 or f.balance.max_per_phrase < 1:
         raise ConfigError("data.filter.balance.min_count and max_per_phrase must be >= 1")
+    _validate_instruct(cfg)
+
+
+def _validate_instruct(cfg: DictConfig) -> None:
+    """data.instruct: a switched-on generation needs its sources, a teacher and valid kinds."""
+    from llava_core.config.compose import ConfigError, to_dict
+    from llava_core.prepare.sources import sources_from_config
+
+    ins = cfg.data.get("instruct")
+    if ins is None:
+        return
+    gen = ins.generate
+    try:
+        sources_from_config(to_dict(ins.sources))
+    except ValueError as e:
+        raise ConfigError(f"data.instruct: {e}") from None
+    if not gen.enabled:
+        return
+    from llava_core.data.instruct.prompts import KINDS
+
+    for kind in gen.kinds:
+        _check(kind, KINDS, "data.instruct.generate.kinds entry")
+    if not gen.kinds:
+        raise ConfigError("data.instruct.generate.kinds is empty; list some of: " + ", ".join(KINDS))
+    _check(gen.mix, ("extend", "replace"), "data.instruct.generate.mix")
+    t = gen.teacher
+    _check(t.kind, ("openai", "local", "rule"), "data.instruct.generate.teacher.kind")
+    if t.kind in ("openai", "local") and not t.model:
+        raise ConfigError(f"data.instruct.generate.teacher.kind={t.kind} needs data.instruct.generate.teacher.model "
+                          "(a model name or path)")
+    if t.concurrency < 1:
+        raise ConfigError("data.instruct.generate.teacher.concurrency must be >= 1")
+    if gen.num_images is not None and gen.num_images < 1:
+        raise ConfigError("data.instruct.generate.num_images must be >= 1, or null for every captioned image")
+    if "detail_description" in gen.kinds and not gen.detail_instructions:
+        raise ConfigError("data.instruct.generate.detail_instructions is empty, but detail_description is among the "
+                          "kinds: list the instructions a detailed description answers")

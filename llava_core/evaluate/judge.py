@@ -120,6 +120,8 @@ def parse_grade(content: str) -> float | None:
 class JudgeError(RuntimeError):
     """The judge could not answer (after retries, or a non-retryable error)."""
 
+    user_facing = True  # the CLI prints the message (endpoint, status, what to check), no traceback
+
 
 class OpenAIChat:
     """``POST {base_url}/chat/completions`` with retries; the key comes from the environment."""
@@ -135,6 +137,12 @@ class OpenAIChat:
         self.requests = 0  # HTTP requests sent (tests count them)
         self.usage = {"prompt_tokens": 0, "completion_tokens": 0}  # as the endpoint reports them
         self._lock = threading.Lock()  # one client may serve several threads (instruct generation)
+        self._local = threading.local()  # the last reply's usage, per thread
+
+    @property
+    def last_usage(self) -> dict | None:
+        """The token counts the endpoint reported for this thread's last reply."""
+        return getattr(self._local, "usage", None)
 
     def _key(self) -> str | None:
         return os.environ.get(self.api_key_env) or None
@@ -155,15 +163,18 @@ class OpenAIChat:
                 with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                     data = json.loads(resp.read().decode("utf-8"))
                 content = data["choices"][0]["message"]["content"] or ""
+                reported = {k: int((data.get("usage") or {}).get(k) or 0) for k in self.usage}
+                self._local.usage = reported
                 with self._lock:
                     for k in self.usage:
-                        self.usage[k] += int((data.get("usage") or {}).get(k) or 0)
+                        self.usage[k] += reported[k]
                 return content, str(data.get("model") or self.model)
             except urllib.error.HTTPError as e:
                 retry_after = e.headers.get("Retry-After") if e.headers else None
                 if e.code != 429 and e.code < 500:
                     raise JudgeError(f"judge endpoint {self.url} answered HTTP {e.code} ({e.reason}); "
-                                     f"check evaluation.judge.model/base_url and ${self.api_key_env}") from None
+                                     f"check the model and base_url (evaluation.judge, or data.instruct.generate.teacher) "
+                                     f"and ${self.api_key_env}") from None
                 why = f"HTTP {e.code}"
             except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
                 retry_after, why = None, type(getattr(e, "reason", e)).__name__
@@ -323,8 +334,10 @@ class JudgeCache:
     def get(self, judge: str, digest: str, pass_: int) -> dict | None:
         return self.entries.get((judge, digest, pass_))
 
-    def put(self, judge: str, digest: str, pass_: int, content: str, model: str) -> dict:
+    def put(self, judge: str, digest: str, pass_: int, content: str, model: str, usage: dict | None = None) -> dict:
         entry = {"judge": judge, "prompt_digest": digest, "pass": pass_, "content": content, "model": model}
+        if usage:
+            entry["usage"] = usage
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock, open(self.path, "a+b") as fh:
             if fh.seek(0, os.SEEK_END):  # end a line cut short by a kill first
@@ -351,19 +364,25 @@ class Judge:
         self._lock = threading.Lock()
 
     def ask(self, messages: list[dict], *, pass_: int, temperature: float, max_tokens: int) -> tuple[str, str]:
+        entry = self.ask_entry(messages, pass_=pass_, temperature=temperature, max_tokens=max_tokens)
+        return entry["content"], entry["model"]
+
+    def ask_entry(self, messages: list[dict], *, pass_: int, temperature: float, max_tokens: int) -> dict:
+        """The cache entry of the reply (``content``, ``model``, ``usage`` where the endpoint
+        reported tokens), asking the backend only when the cache has none."""
         digest = prompt_digest(messages, temperature, max_tokens)
         hit = self.cache.get(self.name, digest, pass_)
         if hit is not None:
             with self._lock:
                 self.cached += 1
-            model = hit.get("model", self.name)
+            hit = {**hit, "model": hit.get("model", self.name)}
         else:
             seed = int(digest[:8], 16) ^ pass_
             content, model = self.backend.complete(messages, temperature=temperature, max_tokens=max_tokens,
                                                    seed=seed)
-            hit = self.cache.put(self.name, digest, pass_, content, model)
-        self.served.add(model)
-        return hit["content"], model
+            hit = self.cache.put(self.name, digest, pass_, content, model, getattr(self.backend, "last_usage", None))
+        self.served.add(hit["model"])
+        return hit
 
     @property
     def requests(self) -> int:

@@ -58,6 +58,8 @@ log = logging.getLogger(__name__)
 class DownloadError(RuntimeError):
     """A source could not be fetched or placed."""
 
+    user_facing = True  # the CLI prints the message (it names the source and what to check), no traceback
+
 
 class ChecksumError(DownloadError):
     """The fetched bytes do not match the sha256/size pinned in the source config (twice)."""

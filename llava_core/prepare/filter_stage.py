@@ -14,6 +14,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from llava_core.config.compose import instruct_enabled
 from llava_core.plan.layout import outputs
 
 log = logging.getLogger(__name__)
@@ -59,11 +60,14 @@ def run_filter(cfg: DictConfig, data_dir: Path, run, *, workers: int, progress: 
     out = Path(outputs("filter", str(data_dir))["manifest"]).parent
     overlap = eval_overlap_index(cfg, data_dir, workers, progress).match if f.eval_overlap != "off" else None
     manifests = {}
-    for part, records, images in (("pretrain", cfg.data.pretrain_records, cfg.data.pretrain_images),
-                                  ("finetune", cfg.data.finetune_records, cfg.data.finetune_images)):
+    finetune_records, instruct_mix = data_dir / cfg.data.finetune_records, None
+    if instruct_enabled(cfg):  # the regenerated LLaVA-Instruct joins the stage-2 mixture first
+        finetune_records, instruct_mix = mix_generated(cfg, data_dir, out)
+    for part, records, images in (("pretrain", data_dir / cfg.data.pretrain_records, cfg.data.pretrain_images),
+                                  ("finetune", finetune_records, cfg.data.finetune_images)):
         balance = part == "pretrain" and f.balance.enabled
         index = None if balance else index_path(out / f"{part}.json")  # balance_set writes its selection's
-        m = filter_records(data_dir / records, data_dir / images, out / f"{part}.json", workers=workers,
+        m = filter_records(records, data_dir / images, out / f"{part}.json", workers=workers,
                            dedupe=f.dedupe, check_images=f.check_images, eval_overlap=overlap,
                            overlap_mode=f.eval_overlap, index_path=index, progress=progress)
         if balance:
@@ -73,6 +77,9 @@ def run_filter(cfg: DictConfig, data_dir: Path, run, *, workers: int, progress: 
             m["dropped"] += not_selected
             m["reasons"] = dict(sorted({**m["reasons"], BALANCE_DROP: not_selected}.items()))
             m["output_sha256"] = sha256_file(out / "pretrain.json")
+        if part == "finetune" and instruct_mix is not None:
+            m["instruct"] = instruct_mix
+            run.log_metrics({f"data/finetune/instruct/{k}": v for k, v in instruct_mix.items() if k != "mode"})
         m["lengths"] = count_lengths(cfg, data_dir, part, out / f"{part}.json", workers=workers, progress=progress)
         manifests[part] = m
         run.log_metrics({f"data/{part}/records": m["records"], f"data/{part}/kept": m["kept"],
@@ -90,6 +97,25 @@ def run_filter(cfg: DictConfig, data_dir: Path, run, *, workers: int, progress: 
     for part in manifests:
         run.log_artifact(out / f"{part}.dropped.jsonl")
     return manifests
+
+
+def mix_generated(cfg: DictConfig, data_dir: Path, out: Path) -> tuple[Path, dict]:
+    """Write the stage-2 mixture with the instruct job's records mixed in (``data.instruct.generate.mix``)
+    to ``<out>/finetune.mixed.json``, the filter's stage-2 input; return it and the counts."""
+    from llava_core.data.formats import read_llava_records, write_llava_records
+    from llava_core.data.instruct.mix import mix_instruct
+
+    ins = cfg.data.instruct
+    generated = read_llava_records(outputs("instruct", str(data_dir))["records"])
+    mixed, stats = mix_instruct(read_llava_records(data_dir / cfg.data.finetune_records), generated,
+                                mode=ins.generate.mix, image_folder=ins.image_folder,
+                                format_prompts=list(ins.format_prompts))
+    path = out / "finetune.mixed.json"
+    write_llava_records(path, mixed)
+    log.info("instruct: %d generated records %s the mixture (%d LLaVA-Instruct records replaced): %d records",
+             stats["generated_added"], "replace part of" if stats["mode"] == "replace" else "extend",
+             stats["replaced"], stats["records"])
+    return path, stats
 
 
 def count_lengths(cfg: DictConfig, data_dir: Path, part: str, records: Path, *, workers: int,

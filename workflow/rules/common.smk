@@ -104,12 +104,12 @@ OVERRIDES_FILE = {e: _overrides_file(e) for e in EXPERIMENTS}
 # Output, log and benchmark-file patterns of every job, with wildcards (the same in every plan).
 LAYOUT = PLANS[EXPERIMENTS[0]]["layout"]
 
-# Experiments sharing a dataset name share its download and filter jobs, so they must agree
-# on how the dataset is defined.
+# Experiments sharing a dataset name share its download, instruct and filter jobs, so they must
+# agree on how the dataset is defined (its sources and its generated instruction data).
 DATASETS = {}
 for _exp, _p in PLANS.items():
     _first = DATASETS.setdefault(_p["dataset"], _exp)
-    if PLANS[_first]["download_config"] != _p["download_config"]:
+    if PLANS[_first]["dataset_config"] != _p["dataset_config"]:
         raise WorkflowError(f"experiments {_first!r} and {_exp!r} define dataset {_p['dataset']!r} "
                             "differently; give one of them another data.name")
 
@@ -244,3 +244,22 @@ def download_inputs(w):
     """A synthetic dataset is downloaded from the mirror its synthesize job writes."""
     exp = data_experiment(w.dataset)
     return [STAGES[(exp, "synthesize", None)]["outputs"]["sources"]] if PLANS[exp]["synthetic"] else []
+
+
+def instruct_inputs(w):
+    """The tiny world's mirror, which the instruct job's own sources come from (real data: none)."""
+    return dict(zip(["sources"], download_inputs(w)))
+
+
+def mirror_url(w, input):
+    """``--base-url`` of the synthetic mirror a dataset job fetches from (none for real data)."""
+    return f"--base-url file://{Path(input.sources).resolve().parent}" if "sources" in input.keys() else ""
+
+
+def filter_inputs(w):
+    """The download's summary and, where the experiment regenerates LLaVA-Instruct, its records."""
+    exp = data_experiment(w.dataset)
+    inputs = {"download": output_of("download", "summary").format(dataset=w.dataset)}
+    if (exp, "instruct", None) in STAGES:
+        inputs["instruct"] = STAGES[(exp, "instruct", None)]["outputs"]["records"]
+    return inputs

@@ -53,10 +53,40 @@ rule download:
         "{params.base_url} --workers {threads} --out {output.summary} > {log} 2>&1"
 
 
-rule filter:
-    """Drop records with missing or broken images and duplicates; write the training sets."""
+rule instruct:
+    """Regenerate LLaVA-Instruct: a teacher chat model writes conversations, detailed descriptions and
+    complex reasoning from each COCO image's captions and boxes (planned only when
+    data.instruct.generate.enabled; replies are cached, so a rerun sends only missing requests)."""
     input:
-        output_of("download", "summary"),
+        unpack(instruct_inputs),
+    output:
+        **outputs("instruct"),
+    params:
+        **common_params(experiment_of),
+        experiment=experiment_of,
+        config=fact("instruct", "config_digest"),
+        code=fact("instruct", "code_digest"),
+        data_dir=fact("instruct", "dir"),
+        base_url=mirror_url,
+    log:
+        log_of("instruct"),
+    benchmark:
+        benchmark_of("instruct")
+    threads: job_threads("instruct")
+    resources:
+        **job_resources("instruct"),
+    conda:
+        "../../envs/llava-core.yaml"
+    shell:
+        "{params.llava} instruct {params.experiment} --overrides-file {params.overrides} --results {params.results} "
+        "--data-dir {params.data_dir} {params.base_url} > {log} 2>&1"
+
+
+rule filter:
+    """Drop records with missing or broken images and duplicates; write the training sets (with the
+    regenerated LLaVA-Instruct mixed into stage 2, where an experiment asks for it)."""
+    input:
+        unpack(filter_inputs),
     output:
         **outputs("filter"),
     params:

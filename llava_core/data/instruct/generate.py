@@ -28,22 +28,27 @@ def generate_instruct(facts: Sequence[ImageFacts], prompts: dict[str, KindPrompt
                       detail_prompts: tuple[str, ...] = (), progress: bool = True) -> tuple[list[dict], dict]:
     """Records for every image and kind of ``prompts`` (in that order: kinds, then images) and a
     manifest: per kind requested / kept / dropped by reason, the dropped (image, kind, reason)
-    list, and the requests sent, replies taken from the cache and tokens the endpoint reported."""
+    list, the tokens of the replies behind it; and the requests this run sent, the replies it took
+    from the cache and the tokens the endpoint reported for its requests (``tokens``)."""
     jobs = [(kind, f) for kind in prompts for f in facts]
 
     def one(job: tuple[str, ImageFacts]) -> dict:
         kind, f = job
         kp = prompts[kind]
         messages = kp.messages(symbolic_context(f, kp.with_boxes))
+        tokens: Counter = Counter()
         for attempt in range(TRIES):
-            reply, _ = teacher.ask(messages, pass_=seed + attempt, temperature=temperature, max_tokens=max_tokens)
+            entry = teacher.ask_entry(messages, pass_=seed + attempt, temperature=temperature, max_tokens=max_tokens)
+            tokens.update(entry.get("usage") or {})
             try:
-                parsed = parse_reply(kind, reply)
+                parsed = parse_reply(kind, entry["content"])
             except Malformed as err:
                 last = err
                 continue
-            return {"record": make_record(f.image_id, kind, parsed, seed=seed, detail_prompts=detail_prompts)}
-        return {"dropped": {"image_id": f.image_id, "kind": kind, "reason": last.reason, "detail": last.detail}}
+            return {"kind": kind, "tokens": tokens,
+                    "record": make_record(f.image_id, kind, parsed, seed=seed, detail_prompts=detail_prompts)}
+        return {"kind": kind, "tokens": tokens,
+                "dropped": {"image_id": f.image_id, "kind": kind, "reason": last.reason, "detail": last.detail}}
 
     sent_before, cached_before = teacher.requests, teacher.cached
     with ThreadPoolExecutor(max(1, workers)) as pool:
@@ -53,8 +58,11 @@ def generate_instruct(facts: Sequence[ImageFacts], prompts: dict[str, KindPrompt
     per_kind = {}
     for kind in prompts:
         reasons = Counter(d["reason"] for d in dropped if d["kind"] == kind)
+        made_with = sum((r["tokens"] for r in results if r["kind"] == kind), Counter())
         per_kind[kind] = {"requested": len(facts), "kept": len(facts) - sum(reasons.values()),
-                          "dropped": dict(sorted(reasons.items()))}
+                          "dropped": dict(sorted(reasons.items())),
+                          # every reply behind this kind's records, cached or not (a rerun reports the same)
+                          "tokens": {k: made_with.get(k, 0) for k in ("prompt_tokens", "completion_tokens")}}
     usage = dict(getattr(teacher.backend, "usage", {}) or {})
     manifest = {"teacher": teacher.name, "kinds": per_kind, "dropped": dropped,
                 "requests_sent": teacher.requests - sent_before, "replies_from_cache": teacher.cached - cached_before,

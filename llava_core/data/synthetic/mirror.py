@@ -8,10 +8,10 @@ import os
 import tarfile
 from pathlib import Path
 
-from llava_core.data.synthetic.world import EVAL, FINETUNE, PRETRAIN
+from llava_core.data.synthetic.world import EVAL, FINETUNE, INSTRUCT, PRETRAIN
 from llava_core.io import atomic_write, sha256_file, write_json
 
-MIRROR_PARTS = (PRETRAIN, FINETUNE, EVAL)
+MIRROR_PARTS = (PRETRAIN, FINETUNE, EVAL, INSTRUCT)
 
 
 def _tar_folder(src: Path, dest: Path) -> None:
@@ -31,7 +31,7 @@ def _tar_folder(src: Path, dest: Path) -> None:
 
 
 def package_mirror(world_dir: Path, mirror_dir: Path, parts: tuple[str, ...] = MIRROR_PARTS) -> list[dict]:
-    """Pack ``pretrain/``, ``finetune/`` and ``eval/`` into ``<part>.tar`` files and describe them.
+    """Pack the world's folders (``parts``) into ``<part>.tar`` files and describe them.
 
     Each archive holds the folder's contents at its top level, so unpacking into ``dest`` gives
     e.g. ``pretrain/blip_laion_cc_sbu_558k.json``. The list is also written to ``sources.json``.

@@ -136,13 +136,14 @@ def _text_only_turns(rng: random.Random) -> list[tuple[str, str]]:
 
 
 def write_finetune(root: Path, seed: int, image_size: int, n: int,
-                   records_per_image: int = 1) -> tuple[list[dict], list[Scene], Counter]:
+                   records_per_image: int = 1) -> tuple[list[dict], dict[str, Scene], Counter]:
     """Write ``n`` stage-2 records (:data:`MIXTURE`) and their images under ``root``.
 
     Each image serves ``records_per_image`` records of independently drawn kinds, as mix665k asks
     VQAv2, GQA, A-OKVQA and LLaVA-Instruct questions about the same COCO images: many distinct
     questions per image make a comparison (POPE's "is there a red circle?") cheaper to learn than
     to memorise. A blank VizWiz image is never shared: nothing else can be asked about it.
+    Returns the records, each image's scene by its path in the records, and the count of each kind.
     """
     if records_per_image < 1:
         raise ValueError(f"records_per_image must be >= 1, got {records_per_image}")
@@ -153,7 +154,8 @@ def write_finetune(root: Path, seed: int, image_size: int, n: int,
     kinds = kinds[:n]
     rng.shuffle(kinds)
     numbers = iter(unique_ints(rng, 2 * n, 1, 600_000))
-    records, scenes, made = [], [], set()
+    records, made = [], set()
+    scenes: dict[str, Scene] = {}
     shared: tuple[Scene, str] | None = None
     uses = 0
     for kind in kinds:
@@ -175,7 +177,7 @@ def write_finetune(root: Path, seed: int, image_size: int, n: int,
                 path.parent.mkdir(parents=True, exist_ok=True)
                 made.add(path.parent)
             st.save(s, path)
-            scenes.append(s)
+            scenes[rel] = s
             if not blank:
                 shared, uses = (s, rel), 0
         else:

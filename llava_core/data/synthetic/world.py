@@ -21,14 +21,16 @@ from llava_core.data.synthetic.benchmarks import (
     vqav2,
 )
 from llava_core.data.synthetic.benchmarks.common import SMALL_EVAL, Written
+from llava_core.data.synthetic.instruct_sources import CAPTIONS_JSON, write_instruct_sources
 from llava_core.data.synthetic.scenes import COLORS, SHAPES
 from llava_core.evaluate.benchmarks.base import CHANCE_FILE
 from llava_core.io import atomic_dir, atomic_write, write_json
 
 SYSTEM_PROMPT = ("A chat between a curious user and an artificial intelligence assistant. "
                  "The assistant gives helpful, detailed, and polite answers to the user's questions.")
-#: The world's folders, each replaced atomically (and each a part of the mirror).
-PRETRAIN, FINETUNE, EVAL = "pretrain", "finetune", "eval"
+#: The world's folders, each replaced atomically (and each a part of the mirror); INSTRUCT holds
+#: what a teacher regenerating LLaVA-Instruct reads (captions, boxes, prompt files).
+PRETRAIN, FINETUNE, EVAL, INSTRUCT = "pretrain", "finetune", "eval", "instruct"
 
 
 def _record_texts(records: list[dict]) -> list[str]:
@@ -37,7 +39,7 @@ def _record_texts(records: list[dict]) -> list[str]:
 
 def generate_world(out_dir: Path, *, seed: int = 0, image_size: int = 32, n_pretrain: int = 2000,
                    n_finetune: int = 3000, n_eval: int = 200, records_per_image: int = 1) -> dict:
-    """Write the tiny world under ``out_dir`` (``pretrain/``, ``finetune/``, ``eval/``, ``corpus.txt``).
+    """Write the tiny world under ``out_dir`` (``pretrain/``, ``finetune/``, ``eval/``, ``instruct/``, ``corpus.txt``).
 
     Same ``seed`` gives byte-identical files. ``n_eval`` is the number of questions of GQA, POPE
     (per category, rounded down to even) and ScienceQA; the other nine benchmarks get small sets of
@@ -53,7 +55,9 @@ def generate_world(out_dir: Path, *, seed: int = 0, image_size: int = 32, n_pret
     with atomic_dir(out_dir / FINETUNE) as tmp:
         ft_records, ft_scenes, kinds = training.write_finetune(tmp, seed, image_size, n_finetune,
                                                                 records_per_image)
-    freq = Counter((s.color, s.shape) for s in pre_scenes + ft_scenes)
+    with atomic_dir(out_dir / INSTRUCT) as tmp:
+        instruct_counts = write_instruct_sources(tmp, ft_scenes, image_size)
+    freq = Counter((s.color, s.shape) for s in pre_scenes + list(ft_scenes.values()))
     popular = sorted(((c, x) for c in COLORS for x in SHAPES), key=lambda p: (-freq[p], p))
     with atomic_dir(out_dir / EVAL) as tmp:
         m = min(n_eval, SMALL_EVAL)
@@ -87,5 +91,6 @@ def generate_world(out_dir: Path, *, seed: int = 0, image_size: int = 32, n_pret
     counts = {f"{PRETRAIN}/{training.PRETRAIN_JSON}": len(pre_records),
               f"{FINETUNE}/{training.FINETUNE_JSON}": len(ft_records)}
     counts.update({f"{EVAL}/{rel}": n for w in written for rel, n in w.counts.items()})
+    counts[f"{INSTRUCT}/{CAPTIONS_JSON}"] = instruct_counts["captions"]
     return {"seed": seed, "image_size": image_size, "counts": counts,
             "finetune_kinds": dict(sorted(kinds.items())), "corpus": corpus}
