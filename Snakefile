@@ -1,5 +1,6 @@
 # LLaVA-1.5, reproduced end to end. The DAG, per experiment in config/config.yaml:
-#   synthesize (tiny only) -> download -> [instruct: regenerated LLaVA-Instruct, if enabled] -> filter -> pretrain -> finetune -> evaluate (per benchmark)
+#   synthesize (tiny only) -> download -> [instruct: regenerated LLaVA-Instruct, if enabled] -> filter
+#   -> pretrain -> finetune (a released checkpoint instead: import_checkpoint) -> evaluate (per benchmark)
 #   -> report, and one summary across experiments.
 # Every rule calls the `llava-core` CLI; hyperparameters live in the Hydra presets under config/.
 from snakemake.utils import min_version
@@ -19,13 +20,14 @@ include: "workflow/rules/common.smk"
 
 
 # Jobs that need the network (or next to no compute) run where Snakemake runs (the login or
-# transfer node on a cluster): instruct talks to a hosted teacher API. The filter needs no network
-# but many cores: a cluster job.
+# transfer node on a cluster): instruct talks to a hosted teacher API, import_checkpoint fetches
+# released weights from the hub. The filter needs no network but many cores: a cluster job.
 localrules:
     all,
     synthesize,
     download,
     instruct,
+    import_checkpoint,
     summary,
 
 include: "workflow/rules/data.smk"

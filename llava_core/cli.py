@@ -139,6 +139,7 @@ def cmd_plan(args) -> int:
 def cmd_synthesize(args) -> int:
     from llava_core.data.synthetic import generate_world, package_mirror
     from llava_core.data.synthetic.mirror import MIRROR_PARTS
+    from llava_core.model.export import TINY_RELEASES, write_tiny_releases
     from llava_core.model.tiny import build_tiny_parts
 
     cfg = _load(args)
@@ -150,7 +151,9 @@ def cmd_synthesize(args) -> int:
     summary = generate_world(world, seed=syn.seed, image_size=syn.image_size, n_pretrain=syn.n_pretrain,
                              n_finetune=syn.n_finetune, n_eval=syn.n_eval, records_per_image=syn.records_per_image)
     build_tiny_parts(world / "models", _tokenizer_corpus(world, summary["corpus"]), syn, seed=syn.seed)
-    sources = package_mirror(world, out, parts=(*MIRROR_PARTS, "models"))
+    # Stand-ins of the released checkpoints, for the tiny-released presets (original and llava-hf layouts).
+    write_tiny_releases(world, cfg.model, seed=syn.seed + 1)
+    sources = package_mirror(world, out, parts=(*MIRROR_PARTS, "models", *TINY_RELEASES))
     shutil.rmtree(world)  # the archives are the product; the unpacked copy would double the disk use
     log.info("tiny world: %s", json.dumps(summary["counts"]))
     print(json.dumps({"mirror": str(out), "sources": sources}, indent=2))
@@ -293,10 +296,14 @@ def cmd_score(args) -> int:
     return 0
 
 
-def _tiny_note(scores: dict[str, dict]) -> str:
+def _tiny_note(scores: dict[str, dict], released: bool = False) -> str:
     """The tiny report's note: which benchmarks the run put above chance, and why the others are not."""
     above = [s["title"] for s in scores.values() if s.get("chance") is not None and s["score"] > s["chance"]]
     rest = [s["title"] for s in scores.values() if s["title"] not in above]
+    if released:  # the tiny world's stand-in for released weights: random, never trained
+        return ("The tiny world's stand-in for a released checkpoint: a random, untrained tiny LLaVA, fetched, "
+                "imported and evaluated as a release would be. Its scores check the import and the evaluation "
+                f"path, not a model. Above chance: {', '.join(above) or 'none'}.")
     note = ("A tiny, randomly initialised LLaVA trained on the synthetic world: not comparable with the paper. "
             f"Above chance: {', '.join(above) or 'none'}.")
     if rest:
@@ -321,7 +328,7 @@ def cmd_report(args) -> int:
         scores[bench] = read_json(outputs("evaluate", folder)["scores"])
     _write_resolved(cfg, out / "report_config", Stage("report"), args.override)
     with _run(cfg, Stage("report"), args, _exp_dir(args, cfg)) as run:
-        note = _tiny_note(scores) if cfg.data.get("synthetic") else ""
+        note = _tiny_note(scores, released=cfg.get("released") is not None) if cfg.data.get("synthetic") else ""
         rows = write_report(cfg.name, cfg.paper_row, scores, out, note=note)
         _report_figures(args, cfg, out)
         run.log_metrics({f"report/{r['benchmark']}/{k}": r[k] for r in rows for k in ("delta", "above_chance")
@@ -345,6 +352,16 @@ def _report_figures(args, cfg, out: Path) -> None:
     from llava_core.plan.stage import TRAIN_KINDS
 
     mine = outputs("report", str(out))
+    if cfg.get("released") is not None:  # evaluated as released: nothing was trained or filtered here
+        from llava_core.evaluate.curves import plot_note
+        from llava_core.io import atomic_write
+
+        for kind in TRAIN_KINDS:
+            plot_note(f"{cfg.name} {kind}", "a released checkpoint, evaluated as it is: not trained here",
+                      Path(mine[f"{kind}_curves"]))
+        with atomic_write(mine["data_summary"]) as fh:
+            fh.write("count\n")
+        return
     for kind in TRAIN_KINDS:
         metrics = Path(outputs(kind, stage_dir(str(args.results), Stage(kind), experiment=cfg.name))["metrics"])
         if metrics.is_file():
@@ -382,6 +399,20 @@ def cmd_inspect(args) -> int:
     for row in inspect_records(args.records, args.template, args.tokenizer, args.max_length, args.num_image_tokens,
                                args.truncation):
         print(json.dumps(row, ensure_ascii=False))
+    return 0
+
+
+def cmd_import(args) -> int:
+    from llava_core.model.released import run_import
+
+    cfg = _load(args)
+    if cfg.get("released") is None:
+        raise ConfigError(f"experiment {cfg.name!r} trains its model; `import` is for presets with released: "
+                          "(e.g. llava-v1.5-7b-released)")
+    out = Path(args.out)
+    with _run(cfg, Stage("import"), args, _exp_dir(args, cfg)) as run:
+        run_import(cfg, Path(args.data_dir), out, run, base_url=args.base_url, workers=args.workers)
+    _write_resolved(cfg, out, Stage("import"), args.override)
     return 0
 
 
@@ -445,6 +476,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "means preempted: a checkpoint was saved, run again to resume)")
         if stage == "finetune":
             sp.add_argument("--init", required=True, help="stage-1 output folder (mm_projector.bin)")
+    sp = exp_cmd("import", "fetch a released checkpoint (released:) and convert it for evaluation", cmd_import)
+    sp.add_argument("--data-dir", required=True, help="the dataset's folder ({data} in released.folder/vision_tower)")
+    sp.add_argument("--out", required=True, help="the stage folder: source/ (fetched files), model/ (converted)")
+    sp.add_argument("--base-url", help="base URL for relative source URLs (default: data.base_url)")
+    sp.add_argument("--workers", type=int, default=4, help="parallel downloads")
     sp = exp_cmd("evaluate", "answer and score one benchmark", cmd_evaluate)
     sp.add_argument("benchmark")
     sp.add_argument("--model", required=True, help="stage-2 model folder")

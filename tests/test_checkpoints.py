@@ -232,3 +232,73 @@ def test_lora_merge_matches_the_unmerged_adapter(parts_dir, tmp_path, image):
         merged = load_llava(out, "fp32")
         assert not any("lora" in n for n, _ in merged.model.named_parameters())
         assert torch.allclose(_logits(merged.model, ids, pixels), want, atol=1e-5, rtol=1e-4)
+
+
+# ----------------------------------------------------------------------------- (e) release layouts
+@pytest.mark.parametrize("layout", ["original", "llava-hf"])
+@torch.no_grad()
+def test_a_model_written_in_a_release_layout_imports_back_to_the_same_model(parts_dir, tmp_path, image, layout):
+    """The tiny world's stand-ins of released weights: a model written in the original
+    (liuhaotian) or llava-hf layout and imported again gives the logits and the greedy answer of
+    the model it was made from; the original layout holds no CLIP weights, as the releases."""
+    from llava_core.model.checkpoints import read_state_dict
+    from llava_core.model.export import export_llava_hf, export_original, tiny_release_parts
+
+    source = tiny_release_parts(MODEL, parts_dir, seed=5)
+    again = tiny_release_parts(MODEL, parts_dir, seed=5)  # the same call gives the same model
+    assert all(torch.equal(a, b) for a, b in zip(source.model.state_dict().values(),
+                                                  again.model.state_dict().values(), strict=True))
+    if layout == "original":
+        folder = export_original(source, tmp_path / "release", vision_tower="tiny-clip")
+        state = read_state_dict(folder)
+        assert not any("vision_tower" in k for k in state) and "model.mm_projector.2.bias" in state
+        assert json.loads((folder / "config.json").read_text())["architectures"] == ["LlavaLlamaForCausalLM"]
+        out = import_original(folder, tmp_path / "ours", vision_tower=parts_dir / "tiny-clip")
+    else:
+        folder = export_llava_hf(source, tmp_path / "release")
+        out = import_llava_hf(folder, tmp_path / "ours")
+    imported = load_llava(out, "fp32")
+    _, ids, pixels = _inputs(source, image)
+    want, got = _logits(source.model, ids, pixels), _logits(imported.model, ids, pixels)
+    assert torch.allclose(got[..., :want.shape[-1]], want, atol=1e-6, rtol=1e-6)
+    gen = dict(max_new_tokens=8, do_sample=False, pad_token_id=source.tokenizer.pad_token_id)
+    assert torch.equal(imported.model.generate(input_ids=ids, pixel_values=pixels, **gen),
+                       source.model.generate(input_ids=ids, pixel_values=pixels, **gen))
+
+
+@torch.no_grad()
+def test_a_lora_release_merged_onto_its_base_gives_the_adapters_own_forward(parts_dir, tmp_path):
+    """A release in the layout of liuhaotian/llava-v1.5-7b-lora (a PEFT adapter saved by PEFT itself,
+    non_lora_trainables.bin, the LLaVA config) merged onto its base and imported: its text logits
+    are those of PEFT's unmerged adapter forward, and its projector is the release's."""
+    from peft import LoraConfig, get_peft_model
+
+    from llava_core.model.export import original_config
+    from llava_core.model.lora_release import merge_lora_release
+
+    base = parts_dir / "tiny-llm"
+    torch.manual_seed(3)
+    peft_model = get_peft_model(LlamaForCausalLM.from_pretrained(base, dtype=torch.float32),
+                                LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0,
+                                           target_modules=["q_proj", "v_proj", "down_proj"]))
+    for name, param in peft_model.named_parameters():
+        if "lora_B" in name:  # PEFT starts B at zero: a trained adapter's is not
+            param.normal_(0, 0.05)
+    release = tmp_path / "lora"
+    peft_model.save_pretrained(release)
+    llm_cfg = peft_model.base_model.model.config
+    projector = nn.Sequential(nn.Linear(32, llm_cfg.hidden_size), nn.GELU(), nn.Linear(llm_cfg.hidden_size,
+                                                                                    llm_cfg.hidden_size))
+    torch.save({f"base_model.model.model.mm_projector.{k}": v for k, v in projector.state_dict().items()},
+               release / "non_lora_trainables.bin")
+    (release / "config.json").write_text(json.dumps(original_config(llm_cfg.to_dict(), vision_tower="tiny-clip",
+                                                                    vision_hidden_size=32)))
+    merged = merge_lora_release(release, base, tmp_path / "merged")
+    parts = load_llava(import_original(merged, tmp_path / "ours", vision_tower=parts_dir / "tiny-clip"), "fp32")
+    ids = torch.tensor([parts.tokenizer("What color is the shape? The shape is red.").input_ids])
+    peft_model.eval()
+    want = peft_model(input_ids=ids).logits
+    got = parts.model.eval()(input_ids=ids).logits[..., :want.shape[-1]]
+    assert torch.allclose(got, want, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(LlamaForCausalLM.from_pretrained(base)(input_ids=ids).logits, want, atol=1e-3)
+    assert torch.equal(parts.model.model.multi_modal_projector.linear_2.bias, projector[2].bias)

@@ -401,3 +401,73 @@ def test_real_preset_plans_the_instruct_branch(tmp_path):
     jobs = planned_jobs(out)
     assert jobs["instruct"] == jobs["download"] == jobs["filter"] == jobs["finetune"] == 1
     assert "synthesize" not in jobs
+
+
+# A small world and a few steps: what is under test is the released path beside a trained one.
+SMALL = ["data.synthetic.n_pretrain=200", "data.synthetic.n_finetune=400", "data.synthetic.n_eval=20",
+         "pretrain.max_steps=3", "finetune.max_steps=3"]
+
+
+def test_released_checkpoint_beside_a_reproduction_in_one_invocation(tmp_path):
+    """`experiments=tiny-released,tiny`: the released stand-in is fetched from the mirror, imported
+    and evaluated by the same 12 jobs with no training job; its answers are those of the model it
+    was made from; the summary puts it beside the reproduction, with the differences."""
+    from mlflow.tracking import MlflowClient
+
+    from llava_core.config.compose import load_experiment
+    from llava_core.io import read_jsonl
+    from llava_core.model.checkpoints import save_llava
+    from llava_core.model.export import tiny_release_parts
+
+    config = ("experiments=tiny-released,tiny", "overrides=" + " ".join(SMALL))
+    plan = planned_jobs(snakemake(tmp_path, "-n", config=config).stdout)
+    assert plan["import_checkpoint"] == 1 and plan["pretrain"] == plan["finetune"] == 1  # tiny's only
+    assert plan["evaluate"] == 2 * len(BENCHMARKS) and plan["report"] == 2
+    snakemake(tmp_path, config=config)
+    released = tmp_path / "tiny-released"
+    assert not (released / "pretrain").exists() and not (released / "finetune").exists()
+    imported = json.loads((released / "import" / "import.json").read_text())
+    assert imported["layout"] == "original" and set(imported["files"]) == {"checkpoint"}
+    assert all((released / "eval" / b / "scores.json").is_file() for b in BENCHMARKS)
+
+    # The model it was made from, answering the same questions through the same evaluate command.
+    cfg = load_experiment("tiny-released", SMALL)
+    data = tmp_path / "data" / "tiny"
+    reference = save_llava(*_parts(tiny_release_parts(cfg.model, data, cfg.data.synthetic.seed + 1)),
+                           tmp_path / "reference")
+    for bench in ("gqa", "pope"):
+        run(["llava-core", "evaluate", "tiny-released", bench, "--results", str(tmp_path / "ref-results"),
+             "--model", str(reference), "--data-dir", str(data), "--out", str(tmp_path / "ref" / bench),
+             *[a for o in SMALL for a in ("-o", o)]])
+        ours = [r["text"] for r in read_jsonl(released / "eval" / bench / "answers.jsonl")]
+        theirs = [r["text"] for r in read_jsonl(tmp_path / "ref" / bench / "answers.jsonl")]
+        assert ours == theirs and len(ours) >= 20
+
+    summary = (tmp_path / "report.md").read_text()
+    header = next(line for line in summary.splitlines() if line.startswith("| Benchmark"))
+    assert header == "| Benchmark | tiny-released (released) | tiny | tiny - tiny-released |"
+    gqa = next(line for line in summary.splitlines() if line.startswith("| GQA |")).split(" | ")
+    scores = [json.loads((tmp_path / e / "eval" / "gqa" / "scores.json").read_text())["score"]
+              for e in ("tiny-released", "tiny")]
+    assert gqa[1:3] == [f"{s:.1f}" for s in scores]
+    assert gqa[3].rstrip(" |").rstrip("*") == f"{scores[1] - scores[0]:+.1f}"
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("llava-core").experiment_id], max_results=200)
+    parent = next(r for r in runs if r.data.tags.get("llava.role") == "parent" and r.info.run_name == "tiny-released")
+    children = {r.data.tags["llava.stage"] for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
+    assert children == {"import", "report", *[f"eval/{b}" for b in BENCHMARKS]}
+    assert "eval/gqa/score" in parent.data.metrics
+
+
+def _parts(parts):
+    return parts.model, parts.tokenizer, parts.image_processor
+
+
+def test_real_released_presets_plan_fetch_import_and_12_evaluations_and_no_training(tmp_path):
+    names = ["llava-v1.5-7b-released", "llava-v1.5-13b-released", "llava-v1.5-7b-hf-released",
+             "llava-v1.5-7b-lora-released", "llava-v1.5-13b-lora-released"]
+    out = run(["snakemake", "-n", "--cores", "1", "--config", f"results={tmp_path}",
+               f"experiments={','.join(names)}"]).stdout
+    jobs = planned_jobs(out)
+    assert jobs["import_checkpoint"] == 5 and jobs["evaluate"] == 60 and jobs["report"] == 5
+    assert jobs["download"] == 1 and not {"pretrain", "finetune", "filter", "synthesize"} & set(jobs)

@@ -171,7 +171,8 @@ def to_dict(cfg: DictConfig | Any) -> Any:
 
 def stages(cfg: DictConfig) -> list[Stage]:
     """Every stage of the DAG for this experiment, in order."""
-    return experiment_stages(list(cfg.evaluation.benchmarks), cfg.data.synthetic is not None, instruct_enabled(cfg))
+    return experiment_stages(list(cfg.evaluation.benchmarks), cfg.data.synthetic is not None, instruct_enabled(cfg),
+                             released=cfg.get("released") is not None)
 
 
 def instruct_enabled(cfg: DictConfig) -> bool:
@@ -241,6 +242,8 @@ def stage_config(cfg: DictConfig, stage: Stage | str) -> dict:
             st.pop("lora")
         data = {k: v for k, v in data.items() if k not in DATA_KEYS_OUTSIDE_DIGESTS}
         return {"seed": c["seed"], "model": c["model"], "data": data, stage.kind: st}
+    if stage.kind == "import":  # what is fetched and how it is converted, and the model settings it is read with
+        return {"model": c["model"], "released": {k: v for k, v in c["released"].items() if k != "resources"}}
     if stage.kind == "evaluate":
         bench = stage.benchmark
         ev = c["evaluation"]
@@ -255,7 +258,8 @@ def stage_config(cfg: DictConfig, stage: Stage | str) -> dict:
         if get_benchmark(bench).judged:  # judged by an LLM: the judge's settings decide the score too
             out["judge"] = ev["judge"]
         return out
-    return {"name": c["name"], "paper_row": c["paper_row"], "benchmarks": list(c["evaluation"]["benchmarks"])}
+    return {"name": c["name"], "paper_row": c["paper_row"], "benchmarks": list(c["evaluation"]["benchmarks"]),
+            "released": c.get("released") is not None}
 
 
 def stage_resources(cfg: DictConfig, stage: Stage | str) -> dict:
@@ -267,6 +271,8 @@ def stage_resources(cfg: DictConfig, stage: Stage | str) -> dict:
         res = cfg[stage.kind].resources
     elif stage.kind == "evaluate":
         res = cfg.evaluation.resources
+    elif stage.kind == "import":
+        res = cfg.released.resources
     else:
         return dict(SMALL_JOB)
     return dict(to_dict(res))

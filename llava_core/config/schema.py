@@ -319,6 +319,31 @@ class TrackingConfig:
 
 
 @dataclass
+class ReleasedConfig:
+    """A released checkpoint evaluated as it is: the DAG fetches and imports it, then runs the same
+    evaluations and report as for a trained experiment; no training job is planned.
+
+    The weights come from ``sources`` (hub files ``hf://models/<owner>/<repo>/<file>@<revision>``,
+    or mirror-relative files, checksummed and recorded in a lock like data sources) or from a local
+    ``folder``. ``layout``: ``original`` (``liuhaotian/llava-v1.5-*``: Llama + ``mm_projector``
+    weights, the CLIP tower fetched by name) or ``llava-hf`` (``llava-hf/llava-1.5-*-hf``).
+    """
+
+    layout: str = "original"  # original | llava-hf
+    # Fetched under <results>/<experiment>/import/source/, verified against source.lock.json; the
+    # checkpoint is their folder ``checkpoint/`` (so a hub file's dest is checkpoint/<its name>).
+    sources: list[SourceConfig] = field(default_factory=list)
+    folder: str | None = None  # a checkpoint folder already on disk, instead of sources ({data}: the data folder)
+    # original layout: the CLIP tower (hub id, or a folder relative to the data folder); null: the
+    # checkpoint's mm_vision_tower
+    vision_tower: str | None = None
+    # A LoRA release (adapter + non_lora_trainables.bin): the base LLM it is merged onto first (a hub
+    # id or folder, e.g. lmsys/vicuna-7b-v1.5); null: the checkpoint holds full weights.
+    lora_base: str | None = None
+    resources: Resources = field(default_factory=Resources)
+
+
+@dataclass
 class ExperimentConfig:
     """One experiment: everything that decides what the pipeline computes."""
 
@@ -330,4 +355,6 @@ class ExperimentConfig:
     pretrain: StageConfig = field(default_factory=StageConfig)
     finetune: StageConfig = field(default_factory=StageConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    # A released checkpoint to evaluate instead of training one (null: train, the default).
+    released: ReleasedConfig | None = None
     tracking: TrackingConfig = field(default_factory=TrackingConfig)

@@ -84,6 +84,7 @@ def validate(cfg: DictConfig) -> None:
     if f.balance.min_count < 1 or f.balance.max_per_phrase < 1:
         raise ConfigError("data.filter.balance.min_count and max_per_phrase must be >= 1")
     _validate_instruct(cfg)
+    _validate_released(cfg)
 
 
 def _validate_instruct(cfg: DictConfig) -> None:
@@ -120,3 +121,23 @@ def _validate_instruct(cfg: DictConfig) -> None:
     if "detail_description" in gen.kinds and not gen.detail_instructions:
         raise ConfigError("data.instruct.generate.detail_instructions is empty, but detail_description is among the "
                           "kinds: list the instructions a detailed description answers")
+
+
+def _validate_released(cfg: DictConfig) -> None:
+    """released: a layout we import, and exactly one place the weights come from."""
+    from llava_core.config.compose import ConfigError, to_dict
+    from llava_core.prepare.sources import sources_from_config
+
+    rel = cfg.get("released")
+    if rel is None:
+        return
+    _check(rel.layout, ("original", "llava-hf"), "released.layout")
+    if bool(rel.sources) == bool(rel.folder):
+        raise ConfigError("released: give either released.sources (files to fetch) or released.folder "
+                          "(a checkpoint folder on disk), not both or neither")
+    try:
+        sources_from_config(to_dict(rel.sources))
+    except ValueError as e:
+        raise ConfigError(f"released: {e}") from None
+    if rel.lora_base and rel.layout != "original":
+        raise ConfigError("released.lora_base (a LoRA release merged onto its base) needs released.layout=original")

@@ -59,3 +59,20 @@ def plot_training_curves(metrics: dict, title: str, path: Path) -> None:
     with atomic_write(path, "wb") as fh:
         fig.savefig(fh, format="png", dpi=100)
     plt.close(fig)
+
+
+def plot_note(title: str, note: str, path: Path) -> None:
+    """A figure that only says why there is nothing to plot (a released checkpoint has no training
+    curves here, but its report has the same outputs as a trained experiment's)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 1.6))
+    ax.axis("off")
+    ax.set_title(title)
+    ax.text(0.5, 0.5, note, ha="center", va="center", wrap=True)
+    with atomic_write(path, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=100)
+    plt.close(fig)

@@ -4,16 +4,29 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 from llava_core.evaluate.paper import PAPER_NUMBERS
 from llava_core.io import atomic_write
 
 
+def judge_spread(res: dict) -> float | None:
+    """The spread (max - min) of a judged benchmark's scores over its judge runs: the run-to-run
+    noise a report can know of (None for a benchmark no judge scores)."""
+    runs = (res.get("breakdown") or {}).get("runs") if res.get("judge") else None
+    if not runs:
+        return None
+    values = [float(r["relative"]) if isinstance(r, dict) else float(r) for r in runs]
+    return max(values) - min(values)
+
+
 def report_rows(scores: dict[str, dict], paper_row: str | None) -> list[dict]:
     """One row per benchmark: name, paper number, chance level, this run's number, and how far it
-    is from the paper (``delta``) and above chance (``above_chance``)."""
+    is from the paper (``delta``) and above chance (``above_chance``); ``noise``: the spread of the
+    judge runs of a judged benchmark."""
     paper = PAPER_NUMBERS.get(paper_row or "", {})
     rows = []
     for name, res in scores.items():
@@ -22,7 +35,8 @@ def report_rows(scores: dict[str, dict], paper_row: str | None) -> list[dict]:
         scored = not math.isnan(ours)
         rows.append({"benchmark": name, "title": res.get("title", name), "paper": ref, "chance": chance, "ours": ours,
                      "delta": ours - ref if ref is not None and scored else None,
-                     "above_chance": ours - chance if chance is not None and scored else None})
+                     "above_chance": ours - chance if chance is not None and scored else None,
+                     "noise": judge_spread(res)})
     return rows
 
 
@@ -58,7 +72,8 @@ def write_report(experiment: str, paper_row: str | None, scores: dict[str, dict]
     with atomic_write(out_dir / "report.md") as fh:
         fh.write("\n".join(lines))
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=["benchmark", "title", "paper", "chance", "ours", "delta", "above_chance"])
+    writer = csv.DictWriter(buf, fieldnames=["benchmark", "title", "paper", "chance", "ours", "delta", "above_chance",
+                                             "noise"])
     writer.writeheader()
     writer.writerows(rows)
     with atomic_write(out_dir / "report.csv") as fh:
@@ -96,21 +111,81 @@ def _plot(rows: list[dict], experiment: str, reference: tuple[str, str], path: P
     plt.close(fig)
 
 
+@dataclass
+class ReportedRun:
+    """One experiment as the summary sees it: its report's rows, its paper row, and whether it
+    evaluated released weights or a model trained here."""
+
+    name: str
+    rows: dict[str, dict]  # benchmark -> report.csv row
+    paper_row: str | None
+    released: bool
+
+
+def read_reported(csv_path: Path) -> ReportedRun:
+    """An experiment's ``report.csv`` and, beside it, the report's resolved ``stage_config.json``."""
+    csv_path = Path(csv_path)
+    with open(csv_path, encoding="utf-8") as fh:
+        rows = {r["benchmark"]: r for r in csv.DictReader(fh)}
+    meta_path = csv_path.parent / "report_config" / "stage_config.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
+    return ReportedRun(csv_path.parent.name, rows, meta.get("paper_row"), bool(meta.get("released")))
+
+
+def _num(row: dict | None, key: str) -> float | None:
+    value = (row or {}).get(key)
+    if value in (None, ""):
+        return None
+    x = float(value)
+    return None if math.isnan(x) else x
+
+
+def summary_lines(runs: list[ReportedRun]) -> list[str]:
+    """The table across experiments: per group of experiments compared with the same paper row,
+    the paper's number, each released checkpoint's, each reproduction's, and each reproduction's
+    difference from the released weights, marked ``*`` where it exceeds the noise the reports
+    know of (the spread of the judge runs of both, for judged benchmarks; none otherwise)."""
+    groups: dict[str | None, list[ReportedRun]] = {}
+    for run in runs:
+        groups.setdefault(run.paper_row, []).append(run)
+    header, columns = ["Benchmark"], []  # each column: a function of the benchmark -> cell text
+    for row, members in groups.items():
+        released = [r for r in members if r.released]
+        trained = [r for r in members if not r.released]
+        if row in PAPER_NUMBERS:
+            header.append(f"Paper ({row})")
+            columns.append(lambda b, row=row: _fmt(PAPER_NUMBERS[row].get(b)))
+        for r in released:
+            header.append(f"{r.name} (released)")
+            columns.append(lambda b, r=r: _fmt(_num(r.rows.get(b), "ours")))
+        for t in trained:
+            header.append(t.name)
+            columns.append(lambda b, t=t: _fmt(_num(t.rows.get(b), "ours")))
+            for r in released:
+                header.append(f"{t.name} - {r.name}")
+                columns.append(lambda b, t=t, r=r: _difference(t.rows.get(b), r.rows.get(b)))
+    order = list(dict.fromkeys(b for run in runs for b in run.rows))
+    titles = {b: run.rows[b]["title"] for run in runs for b in run.rows}
+    lines = ["# All experiments", "", "| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    lines += [f"| {titles[b]} | " + " | ".join(col(b) for col in columns) + " |" for b in order]
+    if any(r.released for r in runs) and any(not r.released for r in runs):
+        lines += ["", "A difference is marked `*` where it is larger than the run-to-run noise the reports know "
+                  "of: for the judged benchmarks (LLaVA-Bench, MM-Vet), the spread of the judge runs of both "
+                  "experiments; the others are scored by greedy decoding and exact matching, which give no "
+                  "noise estimate, so any difference is marked."]
+    return lines
+
+
+def _difference(trained: dict | None, released: dict | None) -> str:
+    a, b = _num(trained, "ours"), _num(released, "ours")
+    if a is None or b is None:
+        return "n/a"
+    noise = (_num(trained, "noise") or 0.0) + (_num(released, "noise") or 0.0)
+    return f"{a - b:+.1f}" + ("*" if abs(a - b) > noise + 1e-9 else "")
+
+
 def write_summary(experiments: dict[str, Path], out: Path) -> None:
-    """A table across experiments from their ``report.csv`` files."""
-    table: dict[str, dict[str, str]] = {}
-    order: list[str] = []
-    for exp, csv_path in experiments.items():
-        with open(csv_path, encoding="utf-8") as fh:
-            for r in csv.DictReader(fh):
-                if r["title"] not in table:
-                    order.append(r["title"])
-                table.setdefault(r["title"], {})[exp] = r["ours"]
-    names = list(experiments)
-    lines = ["# All experiments", "", "| Benchmark | " + " | ".join(names) + " |",
-             "|---|" + "---:|" * len(names)]
-    for title in order:
-        cells = [_fmt(float(table[title][e])) if table[title].get(e) else "n/a" for e in names]
-        lines.append(f"| {title} | " + " | ".join(cells) + " |")
+    """The table across experiments (:func:`summary_lines`) from their ``report.csv`` files."""
+    runs = [read_reported(path) for path in experiments.values()]
     with atomic_write(out) as fh:
-        fh.write("\n".join(lines) + "\n")
+        fh.write("\n".join(summary_lines(runs)) + "\n")

@@ -25,8 +25,8 @@ from llava_core.plan.stage import Stage
 
 #: The function each stage's job runs (its code digest starts there).
 ENTRY = {kind: f"llava_core.cli:cmd_{kind}" for kind in
-         ("synthesize", "download", "instruct", "filter", "pretrain", "finetune", "evaluate", "report",
-          "summary")}
+         ("synthesize", "download", "instruct", "filter", "pretrain", "finetune", "import", "evaluate",
+          "report", "summary")}
 
 #: A merge job only concatenates shard answers and scores them: a small CPU job.
 MERGE_JOB = {"gpus": 0, "nodes": 1, "cpus": 1, "mem_mb": 4000, "runtime": 30}
@@ -99,7 +99,8 @@ def _patterns(results: str) -> dict:
     """Every job's output, log and benchmark-file patterns, with Snakemake wildcards."""
     wild = {"experiment": "{experiment}", "dataset": "{dataset}"}
     out = {}
-    for kind in ("synthesize", "download", "instruct", "filter", "pretrain", "finetune", "evaluate", "report"):
+    for kind in ("synthesize", "download", "instruct", "filter", "pretrain", "finetune", "import", "evaluate",
+                 "report"):
         stage = Stage.evaluate("{benchmark}") if kind == "evaluate" else Stage(kind)
         base = layout.stage_dir(results, stage, **wild)
         out[kind] = {"outputs": layout.outputs(kind, base), "folders": list(layout.FOLDERS.get(kind, ())), "dir": base,
@@ -123,6 +124,7 @@ def plan(name: str, overrides: list[str] | tuple[str, ...] = (), results: str = 
     results = results.rstrip("/") or "."
     summary_code = _graph().digest([ENTRY["summary"]])
     return {"experiment": name, "dataset": cfg.data.name, "synthetic": cfg.data.synthetic is not None,
+            "released": cfg.get("released") is not None,
             "benchmarks": list(cfg.evaluation.benchmarks),
             # what experiments sharing the dataset must agree on: its sources and its generated part
             "dataset_config": {**stage_config(cfg, "download"), **stage_config(cfg, "instruct")["data"]},

@@ -22,6 +22,8 @@ OUTPUTS: dict[str, dict[str, str]] = {
                "pretrain_index": "filtered/pretrain.arrow", "finetune_index": "filtered/finetune.arrow"},
     "pretrain": {"projector": "mm_projector.bin", "metrics": "metrics.json"},
     "finetune": {"model": "model", "metrics": "metrics.json"},
+    # a released checkpoint: its files as fetched (source/, with their lock) and converted (model/)
+    "import": {"model": "model", "summary": "import.json"},
     "evaluate": {"scores": "scores.json", "answers": "answers.jsonl"},
     "evaluate_shard": {"answers": "shards/{shard}_of_{n}.jsonl"},
     "report": {"md": "report.md", "csv": "report.csv", "png": "report.png",
@@ -33,7 +35,8 @@ OUTPUTS: dict[str, dict[str, str]] = {
 }
 
 #: Outputs that are folders (Snakemake's ``directory()``), by job.
-FOLDERS: dict[str, tuple[str, ...]] = {"filter": ("pretrain_index", "finetune_index"), "finetune": ("model",)}
+FOLDERS: dict[str, tuple[str, ...]] = {"filter": ("pretrain_index", "finetune_index"), "finetune": ("model",),
+                                       "import": ("model",)}
 
 
 def data_dir(results: str, dataset: str) -> str:

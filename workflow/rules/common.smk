@@ -107,7 +107,8 @@ LAYOUT = PLANS[EXPERIMENTS[0]]["layout"]
 # Experiments sharing a dataset name share its download, instruct and filter jobs, so they must
 # agree on how the dataset is defined (its sources and its generated instruction data).
 DATASETS = {}
-for _exp, _p in PLANS.items():
+# A trained experiment first: it plans every dataset job (a released checkpoint's plans no filter).
+for _exp, _p in sorted(PLANS.items(), key=lambda item: item[1]["released"]):
     _first = DATASETS.setdefault(_p["dataset"], _exp)
     if PLANS[_first]["dataset_config"] != _p["dataset_config"]:
         raise WorkflowError(f"experiments {_first!r} and {_exp!r} define dataset {_p['dataset']!r} "
@@ -246,9 +247,17 @@ def download_inputs(w):
     return [STAGES[(exp, "synthesize", None)]["outputs"]["sources"]] if PLANS[exp]["synthetic"] else []
 
 
-def instruct_inputs(w):
-    """The tiny world's mirror, which the instruct job's own sources come from (real data: none)."""
-    return dict(zip(["sources"], download_inputs(w)))
+def mirror_inputs(w):
+    """The tiny world's mirror, which a job's own sources (instruct's, a tiny release's) come from
+    (real data: none)."""
+    exp = data_experiment(dataset_of(experiment_of(w)))
+    return {"sources": STAGES[(exp, "synthesize", None)]["outputs"]["sources"]} if PLANS[exp]["synthetic"] else {}
+
+
+def import_inputs(w):
+    """The dataset's download (the import may read a part from the data folder, e.g. the tiny CLIP
+    tower) and the tiny world's mirror."""
+    return {"download": output_of("download", "summary").format(dataset=dataset_of(w.experiment)), **mirror_inputs(w)}
 
 
 def mirror_url(w, input):
@@ -263,3 +272,19 @@ def filter_inputs(w):
     if (exp, "instruct", None) in STAGES:
         inputs["instruct"] = STAGES[(exp, "instruct", None)]["outputs"]["records"]
     return inputs
+
+
+def model_input(w):
+    """The model an experiment's evaluations read: its stage-2 model, or its imported release."""
+    kind = "import" if PLANS[w.experiment]["released"] else "finetune"
+    return STAGES[(w.experiment, kind, None)]["outputs"]["model"]
+
+
+def report_sources(w):
+    """What a report draws besides the scores: the training curves and the filter's manifest, or,
+    for a released checkpoint (no training, no filter), the import's summary."""
+    stage = lambda kind: STAGES[(w.experiment, kind, None)]
+    if PLANS[w.experiment]["released"]:
+        return {"imported": stage("import")["outputs"]["summary"]}
+    return {"pretrain": stage("pretrain")["outputs"]["metrics"], "finetune": stage("finetune")["outputs"]["metrics"],
+            "manifest": stage("filter")["outputs"]["manifest"]}

@@ -58,7 +58,7 @@ rule instruct:
     complex reasoning from each COCO image's captions and boxes (planned only when
     data.instruct.generate.enabled; replies are cached, so a rerun sends only missing requests)."""
     input:
-        unpack(instruct_inputs),
+        unpack(mirror_inputs),
     output:
         **outputs("instruct"),
     params:

@@ -7,7 +7,7 @@
 rule evaluate_shard:
     """Answer the {shard}-th of {n} contiguous chunks of a benchmark's questions."""
     input:
-        model=output_of("finetune", "model"),
+        model=model_input,
         data=dataset_output("download", "summary"),
     output:
         **outputs("evaluate_shard"),
@@ -36,9 +36,10 @@ rule evaluate_shard:
 
 
 rule evaluate:
-    """Answer one benchmark's questions with the stage-2 model (or merge its shards' answers), then score them."""
+    """Answer one benchmark's questions with the stage-2 model or the imported release (or merge its
+    shards' answers), then score them."""
     input:
-        model=output_of("finetune", "model"),
+        model=model_input,
         data=dataset_output("download", "summary"),
         shards=fact("evaluate", "shard_outputs"),
     output:

@@ -7,10 +7,8 @@ rule report:
     """Tabulate an experiment's benchmark scores beside the paper's (md, csv, png); draw its training
     curves and summarise its data's filter manifest."""
     input:
+        unpack(report_sources),
         scores=report_inputs,
-        pretrain=output_of("pretrain", "metrics"),
-        finetune=output_of("finetune", "metrics"),
-        manifest=dataset_output("filter", "manifest"),
     output:
         **outputs("report", REPORT_FLAGS),
     params:

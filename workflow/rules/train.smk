@@ -54,3 +54,31 @@ rule finetune:
     shell:
         "LLAVA_RULE=finetune {params.llava} finetune {wildcards.experiment} --overrides-file {params.overrides} --results {params.results} "
         "--data-dir {params.data_dir} --init {params.init} --out {params.out} > {log} 2>&1"
+
+
+rule import_checkpoint:
+    """A released checkpoint instead of training: fetch its declared files (verified against a lock)
+    or take its folder, and convert it (original or llava-hf layout) for the evaluations."""
+    input:
+        unpack(import_inputs),
+    output:
+        **outputs("import"),
+    params:
+        **common_params(),
+        config=fact("import", "config_digest"),
+        code=fact("import", "code_digest"),
+        data_dir=lambda w: stage_plan("download", w)["dir"],
+        out=fact("import", "dir"),
+        base_url=mirror_url,
+    log:
+        log_of("import"),
+    benchmark:
+        benchmark_of("import")
+    threads: job_threads("import")
+    resources:
+        **job_resources("import"),
+    conda:
+        "../../envs/llava-core.yaml"
+    shell:
+        "LLAVA_RULE=import_checkpoint {params.llava} import {wildcards.experiment} --overrides-file {params.overrides} "
+        "--results {params.results} --data-dir {params.data_dir} --out {params.out} {params.base_url} > {log} 2>&1"
