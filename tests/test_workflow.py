@@ -409,9 +409,10 @@ SMALL = ["data.synthetic.n_pretrain=200", "data.synthetic.n_finetune=400", "data
 
 
 def test_released_checkpoint_beside_a_reproduction_in_one_invocation(tmp_path):
-    """`experiments=tiny-released,tiny`: the released stand-in is fetched from the mirror, imported
-    and evaluated by the same 12 jobs with no training job; its answers are those of the model it
-    was made from; the summary puts it beside the reproduction, with the differences."""
+    """`experiments=tiny-released,tiny-released-hf,tiny`: the released stand-in, in the original and
+    the llava-hf layout, is fetched from the mirror, imported and evaluated by the same 12 jobs with
+    no training job; its answers are those of the model it was made from, in either layout; the
+    summary puts it beside the reproduction, with the differences."""
     from mlflow.tracking import MlflowClient
 
     from llava_core.config.compose import load_experiment
@@ -419,10 +420,10 @@ def test_released_checkpoint_beside_a_reproduction_in_one_invocation(tmp_path):
     from llava_core.model.checkpoints import save_llava
     from llava_core.model.export import tiny_release_parts
 
-    config = ("experiments=tiny-released,tiny", "overrides=" + " ".join(SMALL))
+    config = ("experiments=tiny-released,tiny-released-hf,tiny", "overrides=" + " ".join(SMALL))
     plan = planned_jobs(snakemake(tmp_path, "-n", config=config).stdout)
-    assert plan["import_checkpoint"] == 1 and plan["pretrain"] == plan["finetune"] == 1  # tiny's only
-    assert plan["evaluate"] == 2 * len(BENCHMARKS) and plan["report"] == 2
+    assert plan["pretrain"] == plan["finetune"] == 1  # tiny's only
+    assert plan["import_checkpoint"] == 2 and plan["evaluate"] == 3 * len(BENCHMARKS) and plan["report"] == 3
     snakemake(tmp_path, config=config)
     released = tmp_path / "tiny-released"
     assert not (released / "pretrain").exists() and not (released / "finetune").exists()
@@ -439,21 +440,24 @@ def test_released_checkpoint_beside_a_reproduction_in_one_invocation(tmp_path):
         run(["llava-core", "evaluate", "tiny-released", bench, "--results", str(tmp_path / "ref-results"),
              "--model", str(reference), "--data-dir", str(data), "--out", str(tmp_path / "ref" / bench),
              *[a for o in SMALL for a in ("-o", o)]])
-        ours = [r["text"] for r in read_jsonl(released / "eval" / bench / "answers.jsonl")]
         theirs = [r["text"] for r in read_jsonl(tmp_path / "ref" / bench / "answers.jsonl")]
-        assert ours == theirs and len(ours) >= 20
+        for layout in ("tiny-released", "tiny-released-hf"):
+            ours = [r["text"] for r in read_jsonl(tmp_path / layout / "eval" / bench / "answers.jsonl")]
+            assert ours == theirs and len(ours) >= 20, layout
 
     summary = (tmp_path / "report.md").read_text()
     header = next(line for line in summary.splitlines() if line.startswith("| Benchmark"))
-    assert header == "| Benchmark | tiny-released (released) | tiny | tiny - tiny-released |"
+    assert header == ("| Benchmark | tiny-released (released) | tiny-released-hf (released) | tiny | "
+                      "tiny - tiny-released | tiny - tiny-released-hf |")
     gqa = next(line for line in summary.splitlines() if line.startswith("| GQA |")).split(" | ")
     scores = [json.loads((tmp_path / e / "eval" / "gqa" / "scores.json").read_text())["score"]
               for e in ("tiny-released", "tiny")]
-    assert gqa[1:3] == [f"{s:.1f}" for s in scores]
-    assert gqa[3].rstrip(" |").rstrip("*") == f"{scores[1] - scores[0]:+.1f}"
+    assert [gqa[1], gqa[3]] == [f"{s:.1f}" for s in scores] and gqa[2] == gqa[1]
+    assert gqa[4].rstrip("*") == f"{scores[1] - scores[0]:+.1f}"
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("llava-core").experiment_id], max_results=200)
-    parent = next(r for r in runs if r.data.tags.get("llava.role") == "parent" and r.info.run_name == "tiny-released")
+    parent = next(r for r in runs if r.data.tags.get("llava.role") == "parent"
+                  and r.data.tags.get("llava.experiment") == "tiny-released")
     children = {r.data.tags["llava.stage"] for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
     assert children == {"import", "report", *[f"eval/{b}" for b in BENCHMARKS]}
     assert "eval/gqa/score" in parent.data.metrics
