@@ -66,7 +66,10 @@ def _parent_config(cfg) -> dict:
     whole = to_dict(cfg)
     # Where data comes from (mirror, base URL) is not part of what an experiment is.
     whole["data"] = stage_config(cfg, Stage("filter"))["data"] | {"resources": whole["data"]["resources"]}
-    return {k: v for k, v in whole.items() if k != "tracking"}
+    # A released checkpoint trains nothing here: its parent carries no (unused) training settings,
+    # so MLflow's compare page does not show them beside a reproduction's.
+    unused = ("tracking", "pretrain", "finetune") if whole.get("released") is not None else ("tracking",)
+    return {k: v for k, v in whole.items() if k not in unused}
 
 
 def _run(cfg, stage: Stage, args, exp_dir: Path | None, run_name: str | None = None):

@@ -195,3 +195,30 @@ def test_instruct_stage_is_planned_only_when_switched_on_and_reruns_what_it_shou
     # Replacing LLaVA-Instruct instead of extending changes the mixture, not the generation.
     assert {k for k, d in _digests(ON, "data.instruct.generate.mix=replace").items()
             if base[k] != d} == {"filter", "pretrain", "finetune"}
+
+
+# ----------------------------------------------------------------------------- released checkpoints
+def test_a_released_checkpoint_plans_its_import_instead_of_training():
+    released = plan("tiny-released")
+    assert list(released["stages"])[:3] == ["synthesize", "download", "import"] and released["released"]
+    assert not {"filter", "pretrain", "finetune"} & set(released["stages"])
+    assert released["stages"]["import"]["outputs"]["model"] == "results/tiny-released/import/model"
+    assert plan("tiny")["released"] is False
+
+    def digests(*overrides: str) -> dict[str, str]:
+        return {k: st["config_digest"] for k, st in plan("tiny-released", list(overrides))["stages"].items()}
+
+    base = digests()
+    # Fetching other weights reruns the import and everything evaluated with them, not the data.
+    other = digests("released.sources.0.url=other.tar")
+    assert {k for k in base if base[k] != other[k]} == {"import"}  # the rest follow its output file
+    # The generation settings of a benchmark rerun its evaluation only, as for a trained model.
+    assert {k for k, d in digests("evaluation.benchmarks.pope.max_new_tokens=8").items() if base[k] != d} == {
+        "eval/pope"}
+
+
+def test_a_released_checkpoints_mlflow_parent_carries_no_training_settings():
+    from llava_core.cli import _parent_config
+
+    assert {"pretrain", "finetune"}.isdisjoint(_parent_config(load_experiment("tiny-released")))
+    assert {"pretrain", "finetune"} <= set(_parent_config(load_experiment("tiny")))

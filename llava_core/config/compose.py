@@ -242,8 +242,8 @@ def stage_config(cfg: DictConfig, stage: Stage | str) -> dict:
             st.pop("lora")
         data = {k: v for k, v in data.items() if k not in DATA_KEYS_OUTSIDE_DIGESTS}
         return {"seed": c["seed"], "model": c["model"], "data": data, stage.kind: st}
-    if stage.kind == "import":  # what is fetched and how it is converted, and the model settings it is read with
-        return {"model": c["model"], "released": {k: v for k, v in c["released"].items() if k != "resources"}}
+    if stage.kind == "import":  # what is fetched and how it is converted
+        return {"released": {k: v for k, v in c["released"].items() if k != "resources"}}
     if stage.kind == "evaluate":
         bench = stage.benchmark
         ev = c["evaluation"]
