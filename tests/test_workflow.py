@@ -475,3 +475,8 @@ def test_real_released_presets_plan_fetch_import_and_12_evaluations_and_no_train
     jobs = planned_jobs(out)
     assert jobs["import_checkpoint"] == 5 and jobs["evaluate"] == 60 and jobs["report"] == 5
     assert jobs["download"] == 1 and not {"pretrain", "finetune", "filter", "synthesize"} & set(jobs)
+    # A release and its reproduction in one invocation: one shared download, training only for the latter.
+    both = planned_jobs(run(["snakemake", "-n", "--cores", "1", "--config", f"results={tmp_path}",
+                             "experiments=llava-v1.5-7b-released,llava-v1.5-7b"]).stdout)
+    assert both["download"] == both["filter"] == both["pretrain"] == both["finetune"] == 1
+    assert both["import_checkpoint"] == 1 and both["evaluate"] == 24 and both["summary"] == 1
