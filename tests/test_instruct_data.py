@@ -3,6 +3,7 @@ form, the prompt folder, reply parsing in their conv-file form, and the released
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -407,3 +408,35 @@ def hashlib_sha256(path: Path) -> str:
     import hashlib
 
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# ----------------------------------------------------------------------------------------------- released layout
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _shape(record: dict) -> tuple:
+    """What a consumer of llava_instruct_150k.json relies on: keys in order, their types, the id's
+    form, the image's name, turns alternating from a human, and <image> on its own line at the
+    start or end of the first human turn only."""
+    turns = record["conversations"]
+    first = turns[0]["value"]
+    return (list(record), type(record["id"]), bool(re.fullmatch(r"\d{12}", record["id"])),
+            record["image"] == f"{record['id']}.jpg", [list(t) for t in turns],
+            [t["from"] for t in turns] == ["human", "gpt"] * (len(turns) // 2),
+            first.startswith("<image>\n") or first.endswith("\n<image>"),
+            sum("<image>" in t["value"] for t in turns))
+
+
+def test_generated_records_have_the_shape_of_the_released_file():
+    """Against the first record of the released llava_instruct_150k.json (tests/fixtures)."""
+    import json
+
+    released = json.loads((FIXTURES / "llava_instruct_150k_head.json").read_text())[0]
+    turns = [(released["conversations"][i]["value"].replace("\n<image>", ""), released["conversations"][i + 1]["value"])
+             for i in range(0, len(released["conversations"]), 2)]
+    for image_id in (33471, 9, 574769):
+        ours = make_record(image_id, "conversation", turns, seed=0)
+        assert _shape(ours) == _shape(released)
+    assert make_record(33471, "conversation", turns, seed=0)["conversations"][1:] == released["conversations"][1:]
+    assert make_record(33471, "conversation", turns, seed=0)["conversations"][0]["value"] in (
+        released["conversations"][0]["value"], "<image>\n" + turns[0][0])
