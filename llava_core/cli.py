@@ -231,6 +231,8 @@ def cmd_finetune(args) -> int:
 
 def _train(args, stage: Stage, save_outputs) -> int:
     """Run a training stage; ``save_outputs`` writes its trained model (see ``train_stage``)."""
+    from llava_core.plan.layout import outputs
+    from llava_core.train.callbacks import abort_at_exit
     from llava_core.train.launch import NullRun, is_main_process, maybe_launch
     from llava_core.train.runner import train_stage
 
@@ -241,12 +243,15 @@ def _train(args, stage: Stage, save_outputs) -> int:
 
         reset_stale_checkpoints(out / "checkpoints", stage_config(cfg, stage))
     if not args.no_launch:
-        status = maybe_launch(args, cfg[stage.kind].resources)  # more than one GPU or node: under torchrun
+        # more than one GPU or node: under torchrun, with the exit status checked against the outputs
+        status = maybe_launch(args, cfg[stage.kind].resources, outputs(stage.kind, str(out)))
         if status is not None:
             return status
+    init = Path(args.init) if getattr(args, "init", None) else None
     if not is_main_process():  # torchrun workers: rank 0 alone writes the config and the MLflow run
         train_stage(cfg, stage.kind, data_dir=Path(args.data_dir), out_dir=out, run=NullRun(),
-                    save_outputs=save_outputs, init_dir=Path(args.init) if getattr(args, "init", None) else None)
+                    save_outputs=save_outputs, init_dir=init)
+        abort_at_exit()
         return 0
     _write_resolved(cfg, out, stage, args.override)
     with _run(cfg, stage, args, _exp_dir(args, cfg)) as run:
@@ -254,9 +259,10 @@ def _train(args, stage: Stage, save_outputs) -> int:
 
         log_training_dataset(run, cfg, Path(args.data_dir), stage.kind)
         train_stage(cfg, stage.kind, data_dir=Path(args.data_dir), out_dir=out, run=run,
-                    save_outputs=save_outputs, init_dir=Path(args.init) if getattr(args, "init", None) else None)
+                    save_outputs=save_outputs, init_dir=init)
         run.log_artifact(out / "config.yaml")
         run.log_artifact(out / "metrics.json")
+    abort_at_exit()
     return 0
 
 

@@ -43,6 +43,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 CHECKS = ("token_streams", "precision", "text_only_zero3", "throughput")
+COLLECTIVE_CHECKS = ("text_only_zero3", "throughput")  # run on every rank, with collectives (the others: rank 0)
 # Llama widths: (hidden, intermediate, heads, default layers). 7b/13b are Vicuna-v1.5's widths with
 # few layers (per-layer cost is what a 32/40-layer run repeats); 1b is the older throughput model.
 SHAPES = {"7b": (4096, 11008, 32, 8), "13b": (5120, 13824, 40, 6), "1b": (2048, 5632, 16, 22)}
@@ -480,6 +481,12 @@ def main(argv=None) -> int:
     results["ok"] = all(results[c].get("ok") for c in checks)
     if rank == 0:
         print("GPU_CHECK " + json.dumps(results, default=str))
+    # Under torchrun: close the group on every rank once the checks that run collectives (on every
+    # rank) succeeded; never after one failed, when a peer may still be inside a collective.
+    if all(results[c].get("ok") for c in checks if c in COLLECTIVE_CHECKS):
+        from llava_core.train.distributed import finish_process_group
+
+        finish_process_group()
     return 0 if results["ok"] else 1
 
 

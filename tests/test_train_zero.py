@@ -28,56 +28,30 @@ import torch
 from micro_model import MODEL, SYN
 from safetensors.torch import load_file
 from train_util import (
-    DATA,
+    ZERO_FINETUNE,
+    ZERO_STEPS,
+    ZERO_TUNES,
     TinyData,
-    data_with_records,
     deepspeed_env,
     metrics,
+    mixed_modality_data,
     run_stage,
     tiny_data_fixture,  # noqa: F401 (the fixture tiny_data)
+    words,
 )
 
 from llava_core.config.compose import load_experiment
 from llava_core.data.formats import read_llava_records
 from llava_core.train.sampler import ModalityLengthSampler
 
-STEPS = 3
-# Plain SGD: the weight change is linear in the gradient, so the weights can be compared tightly.
-# (Adam's first steps move each weight by about lr x sign(gradient), which turns rounding-level
-# differences of near-zero gradients, e.g. from another summation order, into differences of up to lr.)
-FINETUNE = [*DATA, "-o", f"finetune.max_steps={STEPS}", "-o", "finetune.warmup_ratio=0",
-            "-o", "finetune.optim=sgd", "-o", "finetune.learning_rate=0.1",
-            "-o", "finetune.global_batch_size=16", "-o", "finetune.per_device_train_batch_size=8",
-            "-o", "finetune.group_by_modality_length=true", "-o", "finetune.logging_steps=1",
-            "-o", f"finetune.save_steps={STEPS}"]
-
-
-def words(rec: dict) -> int:
-    """The sampler's length of a record: whitespace-separated words over all turns (spec 2.4)."""
-    return sum(len(turn["value"].split()) for turn in rec["conversations"])
-
-
-def without_image(rec: dict) -> dict:
-    conv = [dict(turn) for turn in rec["conversations"]]
-    conv[0]["value"] = conv[0]["value"].replace("<image>", "").strip()
-    return {"id": f"{rec['id']}-text", "conversations": conv}
+STEPS = ZERO_STEPS
+FINETUNE, TUNES = ZERO_FINETUNE, ZERO_TUNES
 
 
 @pytest.fixture(scope="module")
 def mixed(tiny_data, tmp_path_factory) -> TinyData:
     """8 short image records, then the 8 longest image records turned into text-only ones."""
-    records = read_llava_records(tiny_data.data_dir / "filtered" / "finetune.json")
-    images = sorted((r for r in records if "image" in r), key=words)
-    chosen = images[:8] + [without_image(r) for r in images[-8:]]
-    return data_with_records(tiny_data, tmp_path_factory.mktemp("zero") / "data", "finetune", chosen)
-
-
-# Full fine-tuning, and LoRA as the LoRA recipe runs it (ZeRO-3, gradient checkpointing, its own projector
-# learning rate); LoRA dropout off, since dropout masks are drawn differently by 1 and 2 processes.
-TUNES = {"full": [],
-         "lora": ["-o", "finetune.tune=lora", "-o", "finetune.lora.r=4", "-o", "finetune.lora.alpha=8",
-                  "-o", "finetune.lora.dropout=0", "-o", "finetune.learning_rate=0.5", "-o", "finetune.projector_lr=0.1",
-                  "-o", "finetune.gradient_checkpointing=true"]}
+    return mixed_modality_data(tiny_data, tmp_path_factory.mktemp("zero") / "data")
 
 
 @pytest.fixture(scope="module")

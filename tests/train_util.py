@@ -89,9 +89,9 @@ def deepspeed_env(**extra: str) -> dict:
     return stage_env(DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1", TORCH_EXTENSIONS_DIR=cache, **extra)
 
 
-@pytest.fixture(scope="session", name="tiny_data")
-def tiny_data_fixture(tmp_path_factory) -> TinyData:
-    base = tmp_path_factory.getbasetemp() / "train-data"
+def build_tiny_data(base: Path) -> TinyData:
+    """The small tiny-world dataset and its reference stage-1 run under ``base`` (built once; a
+    ``done`` file marks a complete build)."""
     data = TinyData(base / "results", base / "data", base / "pretrain-baseline")
     if (base / "done").exists():
         return data
@@ -105,5 +105,51 @@ def tiny_data_fixture(tmp_path_factory) -> TinyData:
     return data
 
 
-__all__ = ["PRETRAIN", "DATA", "TinyData", "assert_same_tensors", "data_with_records", "deepspeed_env", "metrics",
-           "projector", "run_stage", "stage_cmd", "stage_env", "tiny_data_fixture"]
+@pytest.fixture(scope="session", name="tiny_data")
+def tiny_data_fixture(tmp_path_factory) -> TinyData:
+    return build_tiny_data(tmp_path_factory.getbasetemp() / "train-data")
+
+
+# ----------------------------------------------------------------------------- ZeRO with mixed modalities
+ZERO_STEPS = 3
+# Plain SGD: the weight change is linear in the gradient, so the weights can be compared tightly.
+# (Adam's first steps move each weight by about lr x sign(gradient), which turns rounding-level
+# differences of near-zero gradients, e.g. from another summation order, into differences of up to lr.)
+ZERO_FINETUNE = [*DATA, "-o", f"finetune.max_steps={ZERO_STEPS}", "-o", "finetune.warmup_ratio=0",
+                 "-o", "finetune.optim=sgd", "-o", "finetune.learning_rate=0.1",
+                 "-o", "finetune.global_batch_size=16", "-o", "finetune.per_device_train_batch_size=8",
+                 "-o", "finetune.group_by_modality_length=true", "-o", "finetune.logging_steps=1",
+                 "-o", f"finetune.save_steps={ZERO_STEPS}"]
+# Full fine-tuning, and LoRA as the LoRA recipe runs it (ZeRO-3, gradient checkpointing, its own projector
+# learning rate); LoRA dropout off, since dropout masks are drawn differently by 1 and 2 processes.
+ZERO_TUNES = {"full": [],
+              "lora": ["-o", "finetune.tune=lora", "-o", "finetune.lora.r=4", "-o", "finetune.lora.alpha=8",
+                       "-o", "finetune.lora.dropout=0", "-o", "finetune.learning_rate=0.5",
+                       "-o", "finetune.projector_lr=0.1", "-o", "finetune.gradient_checkpointing=true"]}
+
+
+def words(rec: dict) -> int:
+    """The sampler's length of a record: whitespace-separated words over all turns (spec 2.4)."""
+    return sum(len(turn["value"].split()) for turn in rec["conversations"])
+
+
+def without_image(rec: dict) -> dict:
+    conv = [dict(turn) for turn in rec["conversations"]]
+    conv[0]["value"] = conv[0]["value"].replace("<image>", "").strip()
+    return {"id": f"{rec['id']}-text", "conversations": conv}
+
+
+def mixed_modality_data(data: TinyData, dest: Path) -> TinyData:
+    """``data`` with a stage-2 set of 8 short image records, then the 8 longest image records turned
+    into text-only ones (see test_train_zero: every step gives one rank text only)."""
+    from llava_core.data.formats import read_llava_records
+
+    records = read_llava_records(data.data_dir / "filtered" / "finetune.json")
+    images = sorted((r for r in records if "image" in r), key=words)
+    chosen = images[:8] + [without_image(r) for r in images[-8:]]
+    return data_with_records(data, dest, "finetune", chosen)
+
+
+__all__ = ["PRETRAIN", "DATA", "ZERO_FINETUNE", "ZERO_STEPS", "ZERO_TUNES", "TinyData", "assert_same_tensors",
+           "build_tiny_data", "data_with_records", "deepspeed_env", "metrics", "mixed_modality_data", "projector",
+           "run_stage", "stage_cmd", "stage_env", "tiny_data_fixture", "without_image", "words"]

@@ -67,13 +67,11 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"evaluation.judge.kind={judge.kind} needs evaluation.judge.model (a model name or path)")
     if judge.passes < 1:
         raise ConfigError("evaluation.judge.passes must be >= 1")
-    for i, src in enumerate(cfg.data.sources):
-        _check(src.unpack, UNPACK, f"data.sources[{i}].unpack")
+    _check_sources(cfg.data.sources, "data")
     from llava_core.config.compose import to_dict
-    from llava_core.prepare.sources import check_links, sources_from_config
+    from llava_core.prepare.sources import check_links
 
-    try:  # the downloader's own checks, run before any job starts
-        sources_from_config(to_dict(cfg.data.sources))
+    try:
         check_links(to_dict(cfg.data.links))
     except ValueError as e:
         raise ConfigError(f"data: {e}") from None
@@ -87,19 +85,29 @@ def validate(cfg: DictConfig) -> None:
     _validate_released(cfg)
 
 
-def _validate_instruct(cfg: DictConfig) -> None:
-    """data.instruct: a switched-on generation needs its sources, a teacher and valid kinds."""
+def _check_sources(sources, where: str) -> None:
+    """A list of declared sources (data.sources, data.instruct.sources, released.sources): each
+    unpack kind, then the downloader's own checks, before any job starts."""
     from llava_core.config.compose import ConfigError, to_dict
     from llava_core.prepare.sources import sources_from_config
+
+    for i, src in enumerate(sources):
+        _check(src.unpack, UNPACK, f"{where}.sources[{i}].unpack")
+    try:
+        sources_from_config(to_dict(sources))
+    except ValueError as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
+def _validate_instruct(cfg: DictConfig) -> None:
+    """data.instruct: a switched-on generation needs its sources, a teacher and valid kinds."""
+    from llava_core.config.compose import ConfigError
 
     ins = cfg.data.get("instruct")
     if ins is None:
         return
     gen = ins.generate
-    try:
-        sources_from_config(to_dict(ins.sources))
-    except ValueError as e:
-        raise ConfigError(f"data.instruct: {e}") from None
+    _check_sources(ins.sources, "data.instruct")
     if not gen.enabled:
         return
     from llava_core.data.instruct.prompts import KINDS
@@ -125,8 +133,7 @@ def _validate_instruct(cfg: DictConfig) -> None:
 
 def _validate_released(cfg: DictConfig) -> None:
     """released: a layout we import, and exactly one place the weights come from."""
-    from llava_core.config.compose import ConfigError, to_dict
-    from llava_core.prepare.sources import sources_from_config
+    from llava_core.config.compose import ConfigError
 
     rel = cfg.get("released")
     if rel is None:
@@ -135,9 +142,6 @@ def _validate_released(cfg: DictConfig) -> None:
     if bool(rel.sources) == bool(rel.folder):
         raise ConfigError("released: give either released.sources (files to fetch) or released.folder "
                           "(a checkpoint folder on disk), not both or neither")
-    try:
-        sources_from_config(to_dict(rel.sources))
-    except ValueError as e:
-        raise ConfigError(f"released: {e}") from None
+    _check_sources(rel.sources, "released")
     if rel.lora_base and rel.layout != "original":
         raise ConfigError("released.lora_base (a LoRA release merged onto its base) needs released.layout=original")

@@ -13,7 +13,6 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from llava_core.config.compose import to_dict
 from llava_core.plan.layout import outputs
 
 log = logging.getLogger(__name__)
@@ -26,8 +25,7 @@ def checkpoint_source(cfg: DictConfig, out_dir: Path, data_dir: Path, *, base_ur
     """The checkpoint folder to import, fetched where ``released.sources`` declare it; and the
     lock's entries (empty for a local folder)."""
     from llava_core.model.build import resolve_path
-    from llava_core.prepare.download import download_sources
-    from llava_core.prepare.sources import sources_from_config
+    from llava_core.prepare.download_stage import fetch_declared
 
     rel = cfg.released
     if rel.folder:
@@ -36,9 +34,8 @@ def checkpoint_source(cfg: DictConfig, out_dir: Path, data_dir: Path, *, base_ur
             raise FileNotFoundError(f"{folder}: released.folder has no config.json; point it at the checkpoint folder")
         return folder, {}
     source = out_dir / "source"
-    lock = download_sources(sources_from_config(to_dict(rel.sources)), source, out_dir / LOCK, workers=workers,
-                            mirror=cfg.data.mirror, base_url=base_url or cfg.data.base_url, links={},
-                            progress=progress)
+    lock = fetch_declared(cfg, rel.sources, source, out_dir / LOCK, workers=workers, base_url=base_url,
+                          progress=progress)
     folder = source / CHECKPOINT
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(f"{folder}: no config.json among the fetched files; released.sources must put the "

@@ -21,12 +21,10 @@ from llava_core.config.compose import (
 )
 from llava_core.plan import layout
 from llava_core.plan.code_digest import CodeGraph
-from llava_core.plan.stage import Stage
+from llava_core.plan.stage import KINDS, Stage
 
 #: The function each stage's job runs (its code digest starts there).
-ENTRY = {kind: f"llava_core.cli:cmd_{kind}" for kind in
-         ("synthesize", "download", "instruct", "filter", "pretrain", "finetune", "import", "evaluate",
-          "report", "summary")}
+ENTRY = {kind: f"llava_core.cli:cmd_{kind}" for kind in (*KINDS, "summary")}
 
 #: A merge job only concatenates shard answers and scores them: a small CPU job.
 MERGE_JOB = {"gpus": 0, "nodes": 1, "cpus": 1, "mem_mb": 4000, "runtime": 30}
@@ -99,8 +97,7 @@ def _patterns(results: str) -> dict:
     """Every job's output, log and benchmark-file patterns, with Snakemake wildcards."""
     wild = {"experiment": "{experiment}", "dataset": "{dataset}"}
     out = {}
-    for kind in ("synthesize", "download", "instruct", "filter", "pretrain", "finetune", "import", "evaluate",
-                 "report"):
+    for kind in KINDS:
         stage = Stage.evaluate("{benchmark}") if kind == "evaluate" else Stage(kind)
         base = layout.stage_dir(results, stage, **wild)
         out[kind] = {"outputs": layout.outputs(kind, base), "folders": list(layout.FOLDERS.get(kind, ())), "dir": base,

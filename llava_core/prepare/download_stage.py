@@ -38,17 +38,25 @@ def needed_ocrvqa_images(cfg: DictConfig, data_dir: Path) -> set[str]:
     return needed
 
 
-def run_download(cfg: DictConfig, data_dir: Path, run, *, workers: int, mirror: str | None = None,
-                 base_url: str | None = None, progress: bool = True) -> dict:
-    """Fetch, verify, crawl and link a dataset into ``data_dir``; return a summary of it."""
+def fetch_declared(cfg: DictConfig, sources, root: Path, lock_path: Path, *, workers: int,
+                   mirror: str | None = None, base_url: str | None = None, links: dict | None = None,
+                   progress: bool = True) -> dict:
+    """Fetch declared ``sources`` (a config list: data.sources, data.instruct.sources,
+    released.sources) into ``root``, verified against ``lock_path``; the mirror and base URL
+    default to the dataset's. Returns the lock."""
     from llava_core.prepare.download import download_sources
     from llava_core.prepare.sources import sources_from_config
 
-    mirror = mirror or cfg.data.mirror
-    base_url = base_url or cfg.data.base_url
-    lock = download_sources(sources_from_config(to_dict(cfg.data.sources)), data_dir, data_dir / LOCK,
-                            workers=workers, mirror=mirror, base_url=base_url, links=to_dict(cfg.data.links),
-                            progress=progress)
+    return download_sources(sources_from_config(to_dict(sources)), root, lock_path, workers=workers,
+                            mirror=mirror or cfg.data.mirror, base_url=base_url or cfg.data.base_url,
+                            links=links or {}, progress=progress)
+
+
+def run_download(cfg: DictConfig, data_dir: Path, run, *, workers: int, mirror: str | None = None,
+                 base_url: str | None = None, progress: bool = True) -> dict:
+    """Fetch, verify, crawl and link a dataset into ``data_dir``; return a summary of it."""
+    lock = fetch_declared(cfg, cfg.data.sources, data_dir, data_dir / LOCK, workers=workers, mirror=mirror,
+                          base_url=base_url, links=to_dict(cfg.data.links), progress=progress)
     summary: dict[str, Any] = {"sources": lock["sources"]}
     run.log_metrics({"data/sources": len(lock["sources"]),
                      "data/bytes": sum(e.get("size") or 0 for e in lock["sources"].values())})

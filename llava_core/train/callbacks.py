@@ -115,13 +115,21 @@ class PreemptionCallback(TrainerCallback):
 
 
 # ----------------------------------------------------------------------------- test hooks
+def _this_rank_selected(env) -> bool:
+    """``LLAVA_CORE_CRASH_RANKS`` (comma-separated ranks; unset: every rank) names this rank."""
+    ranks = env.get("LLAVA_CORE_CRASH_RANKS")
+    return not ranks or str(int(env.get("RANK") or 0)) in {r.strip() for r in ranks.split(",")}
+
+
 class TestHooksCallback(TrainerCallback):
     """Test-only fault injection, switched on by environment variables (never set in production).
 
     ``LLAVA_CORE_CRASH_AFTER_STEP=N``: hard-exit (status 137, no cleanup, like ``kill -9``) at the
     end of optimizer step N. ``LLAVA_CORE_CRASH_AT_TRAIN_END=1``: the same once training has ended
-    (after its last checkpoint, before the stage writes its outputs). ``LLAVA_CORE_STEP_SLEEP=S``:
-    sleep S seconds after each step, so a test can send a signal while training is still running.
+    (after its last checkpoint, before the stage writes its outputs). ``LLAVA_CORE_CRASH_RANKS=R,..``
+    limits both to those ranks. ``LLAVA_CORE_STEP_SLEEP=S``: sleep S seconds after each step, so a
+    test can send a signal while training is still running. (``LLAVA_CORE_ABORT_AT_EXIT``: see
+    :func:`abort_at_exit`.)
     """
 
     __test__ = False  # not a pytest class
@@ -134,9 +142,9 @@ class TestHooksCallback(TrainerCallback):
     @classmethod
     def from_env(cls, env=None) -> TestHooksCallback | None:
         env = os.environ if env is None else env
-        crash = env.get("LLAVA_CORE_CRASH_AFTER_STEP")
+        crash = env.get("LLAVA_CORE_CRASH_AFTER_STEP") if _this_rank_selected(env) else None
         sleep = float(env.get("LLAVA_CORE_STEP_SLEEP") or 0)
-        at_end = env.get("LLAVA_CORE_CRASH_AT_TRAIN_END") == "1"
+        at_end = env.get("LLAVA_CORE_CRASH_AT_TRAIN_END") == "1" and _this_rank_selected(env)
         if not crash and not sleep and not at_end:
             return None
         return cls(int(crash) if crash else None, sleep, at_end)
@@ -156,3 +164,15 @@ class TestHooksCallback(TrainerCallback):
             logging.shutdown()
             os._exit(137)
         return control
+
+
+def abort_at_exit(env=None) -> None:
+    """Test-only: ``LLAVA_CORE_ABORT_AT_EXIT=R,..`` makes those ranks die of SIGABRT once the stage's
+    work is done (outputs written, process group closed), as a rank that crashes at interpreter
+    shutdown does (see llava_core/train/distributed.py)."""
+    env = os.environ if env is None else env
+    ranks = env.get("LLAVA_CORE_ABORT_AT_EXIT")
+    if ranks and str(int(env.get("RANK") or 0)) in {r.strip() for r in ranks.split(",")}:
+        log.warning("LLAVA_CORE_ABORT_AT_EXIT: aborting after the stage's work")
+        logging.shutdown()
+        os.abort()

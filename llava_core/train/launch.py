@@ -107,14 +107,38 @@ class NullRun:
         return lambda *args, **kwargs: None
 
 
-def maybe_launch(args, resources) -> int | None:
-    """If this stage must run under torchrun, run it there and return its status; else None."""
+def maybe_launch(args, resources, expected: dict[str, str] | None = None) -> int | None:
+    """If this stage must run under torchrun, run it there and return its status; else None.
+
+    ``expected``: the stage's declared outputs (``layout.outputs``). The workers' status is then
+    checked against them (``distributed.incomplete_outputs``): a failure after the outputs were
+    complete (a rank that died at shutdown) counts as success, with a warning; a success with
+    outputs missing counts as failure. The completion record is deleted before the workers start,
+    so only this run's counts.
+    """
     cmd = launch_command(getattr(args, "argv", None) or sys.argv[1:], resources.gpus, resources.nodes, os.environ)
     if cmd is None:
         return None
+    from llava_core.exit_codes import PREEMPTED
+    from llava_core.train.distributed import COMPLETION_RECORD, incomplete_outputs
     from llava_core.train.runner import PREEMPTED_MARKER
 
-    return run_launched(cmd, Path(args.out) / PREEMPTED_MARKER)
+    if expected:
+        Path(expected[COMPLETION_RECORD]).unlink(missing_ok=True)
+    rc = run_launched(cmd, Path(args.out) / PREEMPTED_MARKER)
+    if not expected or rc == PREEMPTED:
+        return rc
+    missing = incomplete_outputs(expected)
+    if rc != 0 and not missing:
+        log.warning("the workers exited %d after the stage's outputs were complete (every declared output exists, "
+                    "and rank 0's completion record %s was written by this run): a rank died while shutting down; "
+                    "the stage counts as finished", rc, expected[COMPLETION_RECORD])
+        return 0
+    if missing:
+        log.error("the stage's outputs are incomplete (%s missing or unfinished)%s", ", ".join(missing),
+                  "" if rc else " although every worker exited 0")
+        return rc or 1
+    return rc
 
 
 def _descendants(pid: int) -> list[int]:

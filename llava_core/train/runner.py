@@ -42,6 +42,7 @@ from llava_core.train.callbacks import (
     TestHooksCallback,
     TrackingCallback,
 )
+from llava_core.train.distributed import finish_process_group
 from llava_core.train.sampler import ModalityLengthSampler
 
 #: Writes a trained model into a stage's output folder: ``(model, parts, out_dir) -> None``.
@@ -340,6 +341,8 @@ def _train_stage(cfg, stage: str, st, preempt: PreemptionCallback, *, data_dir: 
             # keep_checkpoints still trains afresh: the last one is finished).
             if not st.keep_checkpoints:
                 remove_checkpoints(ckpt_dir)
+    # Every rank, after the last collective: no rank shuts down before rank 0's outputs are written.
+    finish_process_group()
     return summary
 
 
@@ -387,11 +390,9 @@ def _preempted(trainer, run, preempt: PreemptionCallback, stage: str, out_dir: P
                                                 "checkpoint": last_complete_checkpoint(Path(trainer.args.output_dir))})
     run.log_metrics({"train/preempted": 1, "train/preempted_at_step": step, "train/resumed": int(resumed)},
                     step=step)
-    if trainer.args.world_size > 1:
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():
-            dist.barrier()  # no rank may exit (and get its peers killed) while another still writes
+    # Every rank agreed to stop (PreemptionCallback) and reaches this point: no rank may exit (and get
+    # its peers killed) while another still writes, and the group is closed before the exit.
+    finish_process_group()
     msg = (f"{stage}: {preempt.received or 'signal on another rank'} -> checkpoint at step {step} "
            f"of {trainer.state.max_steps} in {trainer.args.output_dir}; rerun to resume")
     log.warning("%s (exit %d)", msg, PREEMPTED)

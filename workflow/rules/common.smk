@@ -241,15 +241,9 @@ def report_inputs(w):
             if e == w.experiment and kind == "evaluate"]
 
 
-def download_inputs(w):
-    """A synthetic dataset is downloaded from the mirror its synthesize job writes."""
-    exp = data_experiment(w.dataset)
-    return [STAGES[(exp, "synthesize", None)]["outputs"]["sources"]] if PLANS[exp]["synthetic"] else []
-
-
 def mirror_inputs(w):
-    """The tiny world's mirror, which a job's own sources (instruct's, a tiny release's) come from
-    (real data: none)."""
+    """The tiny world's mirror, which a job's sources (the dataset's, instruct's, a tiny release's)
+    come from (real data: none)."""
     exp = data_experiment(dataset_of(experiment_of(w)))
     return {"sources": STAGES[(exp, "synthesize", None)]["outputs"]["sources"]} if PLANS[exp]["synthetic"] else {}
 
@@ -261,7 +255,7 @@ def import_inputs(w):
 
 
 def mirror_url(w, input):
-    """``--base-url`` of the synthetic mirror a dataset job fetches from (none for real data)."""
+    """``--base-url`` of the synthetic mirror a job fetches from (none for real data)."""
     return f"--base-url file://{Path(input.sources).resolve().parent}" if "sources" in input.keys() else ""
 
 

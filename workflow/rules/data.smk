@@ -29,7 +29,7 @@ rule download:
     """Fetch every source of the dataset (and crawl OCR-VQA's covers), verify sizes and checksums
     against <data>/download.lock.json, link the pieces into place; write what was verified."""
     input:
-        download_inputs,
+        unpack(mirror_inputs),
     output:
         **outputs("download"),
     params:
@@ -38,7 +38,7 @@ rule download:
         config=fact("download", "config_digest"),
         code=fact("download", "code_digest"),
         data_dir=fact("download", "dir"),
-        base_url=lambda w, input: (f"--base-url file://{Path(input[0]).resolve().parent}" if input else ""),
+        base_url=mirror_url,
     log:
         log_of("download"),
     benchmark:

@@ -20,7 +20,6 @@ from types import SimpleNamespace
 
 from omegaconf import DictConfig
 
-from llava_core.config.compose import to_dict
 from llava_core.plan.layout import outputs
 
 log = logging.getLogger(__name__)
@@ -85,14 +84,12 @@ def run_instruct(cfg: DictConfig, data_dir: Path, run, *, base_url: str | None =
     from llava_core.data.instruct.generate import generate_instruct
     from llava_core.data.instruct.prompts import load_prompts
     from llava_core.io import write_json
-    from llava_core.prepare.download import download_sources
-    from llava_core.prepare.sources import sources_from_config
+    from llava_core.prepare.download_stage import fetch_declared
 
     ins = cfg.data.instruct
     gen = ins.generate
-    lock = download_sources(sources_from_config(to_dict(ins.sources)), data_dir, data_dir / LOCK, workers=workers,
-                            mirror=cfg.data.mirror, base_url=base_url or cfg.data.base_url, links={},
-                            progress=progress)
+    lock = fetch_declared(cfg, ins.sources, data_dir, data_dir / LOCK, workers=workers, base_url=base_url,
+                          progress=progress)
     run.log_artifact(data_dir / LOCK)
     for key in ("captions", "instances"):
         if not (data_dir / ins[key]).is_file():

@@ -5,12 +5,11 @@ texts of our own (the real preset fetches the authors' files, pinned and checksu
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from llava_core.data.instruct.context import box_line
-from llava_core.data.synthetic.scenes import SHAPES, Scene, article
-from llava_core.data.synthetic.training import CAPTIONS
+from llava_core.data.synthetic.scenes import SHAPES, Scene
+from llava_core.data.synthetic.training import CAPTIONS, caption_words
 from llava_core.io import atomic_write, write_json
 
 #: The folder of the stage-2 images that COCO annotates (as mix665k's ``coco/train2017``).
@@ -34,9 +33,7 @@ SYSTEMS = {
 
 def _captions(s: Scene) -> list[str]:
     """Five captions of ``s``, one per template, as COCO's five human captions."""
-    words = dict(a_color=article(s.color), color=s.color, shape=s.shape, bg=s.background,
-                 a_size=article(s.size_word), where=s.where)
-    return [t.format(**words).capitalize() + "." for t in CAPTIONS]
+    return [t.format(**caption_words(s)).capitalize() + "." for t in CAPTIONS]
 
 
 def _bbox(s: Scene, side: int) -> list[float]:
@@ -44,10 +41,6 @@ def _bbox(s: Scene, side: int) -> list[float]:
     half = s.size / 2
     return [round((s.cx - half) * side, 2), round((s.cy - half) * side, 2), round(s.size * side, 2),
             round(s.size * side, 2)]
-
-
-def _image_id(rel: str) -> int:
-    return int(re.sub(r"\D", "", Path(rel).stem))
 
 
 def write_instruct_sources(root: Path, scenes: dict[str, Scene], image_size: int) -> dict[str, int]:
@@ -59,7 +52,7 @@ def write_instruct_sources(root: Path, scenes: dict[str, Scene], image_size: int
     for rel, s in sorted(scenes.items()):
         if not rel.startswith(COCO_FOLDER + "/") or s.blank:
             continue
-        image_id = _image_id(rel)
+        image_id = int(Path(rel).stem)  # coco/train2017/000000123456.jpg
         images.append({"id": image_id, "file_name": Path(rel).name, "width": image_size, "height": image_size})
         caps += [{"id": len(caps) + 1, "image_id": image_id, "caption": c} for c in _captions(s)]
         bbox = _bbox(s, image_size)

@@ -39,9 +39,14 @@ OPPOSITES = {"big": "small", "hot": "cold", "up": "down", "light": "dark", "fast
              "open": "closed", "happy": "sad"}
 
 
+def caption_words(s: Scene) -> dict[str, str]:
+    """The words :data:`CAPTIONS` templates are filled with, for scene ``s``."""
+    return dict(a_color=article(s.color), color=s.color, shape=s.shape, bg=s.background,
+                a_size=article(s.size_word), where=s.where)
+
+
 def _caption(rng: random.Random, s: Scene) -> str:
-    return rng.choice(CAPTIONS).format(a_color=article(s.color), color=s.color, shape=s.shape, bg=s.background,
-                                       a_size=article(s.size_word), where=s.where)
+    return rng.choice(CAPTIONS).format(**caption_words(s))
 
 
 def _with_image(rng: random.Random, text: str) -> str:
