@@ -140,10 +140,10 @@ def cmd_plan(args) -> int:
 
 
 def cmd_synthesize(args) -> int:
-    from llava_core.data.synthetic import generate_world, package_mirror
-    from llava_core.data.synthetic.mirror import MIRROR_PARTS
     from llava_core.model.export import TINY_RELEASES, write_tiny_releases
     from llava_core.model.tiny import build_tiny_parts
+    from llava_core.synthetic import generate_world, package_mirror
+    from llava_core.synthetic.mirror import MIRROR_PARTS
 
     cfg = _load(args)
     syn = cfg.data.synthetic
@@ -192,7 +192,7 @@ def cmd_download(args) -> int:
 
 def cmd_instruct(args) -> int:
     from llava_core.config.compose import instruct_enabled
-    from llava_core.data.instruct.stage import run_instruct
+    from llava_core.prepare.instruct.stage import run_instruct
 
     cfg = _load(args)
     if not instruct_enabled(cfg):

@@ -56,8 +56,8 @@ def make_cases(out: Path) -> None:
 
     from llava_core.data.conversation import render_prompt
     from llava_core.data.formats import read_llava_records
-    from llava_core.data.synthetic import generate_world
     from llava_core.evaluate.benchmarks import BENCHMARKS, get_benchmark
+    from llava_core.synthetic import generate_world
 
     world = out / "world"
     generate_world(world, seed=5, n_pretrain=60, n_finetune=200, n_eval=12)

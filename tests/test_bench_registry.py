@@ -3,8 +3,9 @@ from pathlib import Path
 
 import pytest
 
+from llava_core.evalkit import ANSWER_FORMATS, KITS, QUESTION_FORMATS, Kit, KitFile, kit
 from llava_core.evaluate.benchmarks import BENCHMARKS, get_benchmark
-from llava_core.evaluate.benchmarks.base import ANSWER_FORMATS, Benchmark, EvalQuestion, KitFile, Score
+from llava_core.evaluate.benchmarks.base import Benchmark, EvalQuestion, Score
 from llava_core.evaluate.paper import PAPER_NUMBERS
 from llava_core.io import FormatError
 
@@ -13,10 +14,16 @@ NAMES = ["vqav2", "gqa", "vizwiz", "scienceqa", "textvqa", "pope", "mme", "mmben
 
 
 def test_registry_has_the_twelve_benchmarks_in_paper_order():
-    assert list(BENCHMARKS) == NAMES
+    assert list(BENCHMARKS) == list(KITS) == NAMES
     for name, bench in BENCHMARKS.items():
         assert isinstance(bench, Benchmark) and bench.name == name and bench.title and bench.paper_column
         assert get_benchmark(name) is bench
+        # The benchmark's code inherits its kit: every declaration is the kit's.
+        declared = kit(name)
+        assert type(declared) is not type(bench) and isinstance(bench, type(declared))
+        assert not isinstance(declared, Benchmark)
+        assert {k: getattr(bench, k) for k in vars(Kit) if not k.startswith("_") and not callable(getattr(Kit, k))} \
+            == {k: getattr(declared, k) for k in vars(Kit) if not k.startswith("_") and not callable(getattr(Kit, k))}
 
 
 def test_unknown_name_lists_allowed_ones():
@@ -58,10 +65,10 @@ TOP_SCORE = {"mme": 2000.0}
 def test_every_benchmark_declares_folder_files_answer_format_judging_and_chance(name):
     bench = get_benchmark(name)
     assert bench.folder and not Path(bench.folder).is_absolute() and "/" not in bench.folder
-    assert bench.files and ("questions" in bench.files or "tsv" in bench.files)
-    for role, kit in bench.files.items():
-        assert isinstance(kit, KitFile) and kit.path and kit.what, role
-        assert not Path(kit.path).is_absolute() and ".." not in Path(kit.path).parts, role
+    assert bench.files and "questions" in bench.files and bench.question_format in QUESTION_FORMATS
+    for role, declared in bench.files.items():
+        assert isinstance(declared, KitFile) and declared.path and declared.what, role
+        assert not Path(declared.path).is_absolute() and ".." not in Path(declared.path).parts, role
     assert bench.answer_format in ANSWER_FORMATS
     assert isinstance(bench.judged, bool) and bench.judged == (name in JUDGED)
     assert not bench.judged or bench.answer_format == "long"
@@ -83,7 +90,7 @@ def test_chance_levels():
 @pytest.mark.parametrize("name", NAMES)
 def test_missing_declared_file_error_names_it_and_gives_the_hint(tmp_path, name):
     bench = get_benchmark(name)
-    role = "questions" if "questions" in bench.files else "tsv"
+    role = "questions"
     with pytest.raises(FormatError) as err:
         bench.load_questions(tmp_path)
     assert err.value.path == str(bench.path(tmp_path, role))

@@ -12,6 +12,7 @@ from types import SimpleNamespace as NS
 
 import pytest
 
+from llava_core.chat_client import ChatError
 from llava_core.data.formats import make_answer
 from llava_core.evaluate.benchmarks import get_benchmark
 from llava_core.evaluate.judge import (
@@ -19,7 +20,6 @@ from llava_core.evaluate.judge import (
     LLAVA_BENCH_SYSTEM,
     MM_VET_PROMPT,
     MM_VET_RETRY_SUFFIX,
-    JudgeError,
     judge_benchmark,
     parse_review_score,
 )
@@ -170,7 +170,7 @@ def test_rescoring_is_served_from_the_cache(server, tmp_path):
 def test_429_and_5xx_are_retried_with_backoff(server, tmp_path, monkeypatch):
     answers = llava_bench_root(tmp_path / "eval")
     waits = []
-    monkeypatch.setattr("llava_core.evaluate.judge.time.sleep", waits.append)
+    monkeypatch.setattr("llava_core.chat_client.time.sleep", waits.append)
     server.fail = [429, 503]
     paths, judge = judge_benchmark(judge_cfg(server.url, passes=1), "llava_bench", tmp_path / "eval", answers,
                                    tmp_path / "out")
@@ -180,7 +180,7 @@ def test_429_and_5xx_are_retried_with_backoff(server, tmp_path, monkeypatch):
 
 
 def test_a_judge_that_gives_up_resumes_where_it_stopped(server, tmp_path, monkeypatch):
-    from llava_core.evaluate import judge as judge_mod
+    from llava_core import chat_client as judge_mod
 
     monkeypatch.setattr(judge_mod.time, "sleep", lambda s: None)
     answers = llava_bench_root(tmp_path / "eval")
@@ -196,7 +196,7 @@ def test_a_judge_that_gives_up_resumes_where_it_stopped(server, tmp_path, monkey
         return real(self, *a, **kw)
 
     monkeypatch.setattr(judge_mod.OpenAIChat, "complete", complete)
-    with pytest.raises(JudgeError, match="HTTP 500 after 3 tries"):
+    with pytest.raises(ChatError, match="HTTP 500 after 3 tries"):
         judge_benchmark(cfg, "llava_bench", tmp_path / "eval", answers, out)
     assert len((out / CACHE_FILE).read_text().splitlines()) == 2
     assert not (out / "reviews").exists()
@@ -209,7 +209,7 @@ def test_a_judge_that_gives_up_resumes_where_it_stopped(server, tmp_path, monkey
 def test_client_errors_are_not_retried(server, tmp_path):
     answers = llava_bench_root(tmp_path / "eval")
     server.fail = [401]
-    with pytest.raises(JudgeError, match="HTTP 401") as e:
+    with pytest.raises(ChatError, match="HTTP 401") as e:
         judge_benchmark(judge_cfg(server.url), "llava_bench", tmp_path / "eval", answers, tmp_path / "out")
     assert len(server.requests) == 1 and SECRET not in str(e.value)
 

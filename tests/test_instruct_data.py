@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from llava_core.data.instruct.context import ImageFacts, box_line, coco_facts, symbolic_context
-from llava_core.data.instruct.parse import Malformed, parse_description, parse_reply, parse_turns
-from llava_core.data.instruct.prompts import PromptError, load_kind, load_prompts
-from llava_core.data.instruct.records import make_record
+from llava_core.prepare.instruct.context import ImageFacts, box_line, coco_facts, symbolic_context
+from llava_core.prepare.instruct.parse import Malformed, parse_description, parse_reply, parse_turns
+from llava_core.prepare.instruct.prompts import PromptError, load_kind, load_prompts
+from llava_core.prepare.instruct.records import make_record
 
 CAPS = ["A red bus parked on a street.", "A bus next to a sidewalk.", "The bus is red and white.",
         "A city bus waits at a stop.", "A large bus on a city road."]
@@ -123,7 +123,7 @@ def test_records_have_the_released_layout():
 
 # ----------------------------------------------------------------------------------------------- generation
 def _facts(n: int) -> list:
-    from llava_core.data.instruct.context import ImageFacts
+    from llava_core.prepare.instruct.context import ImageFacts
 
     return [ImageFacts(100 + i, f"{100 + i:012d}.jpg", 640, 480, [f"Picture {i} of a bus.", "A bus on a road."],
                        [("bus", [0, 0, 320, 240])] * (1 + i % 2) + [("person", [10, 10, 20, 40])]) for i in range(n)]
@@ -137,10 +137,11 @@ def _teacher_cfg(port: int):
 
 
 def _generate(tmp_path, port, cache="cache.jsonl"):
-    from llava_core.data.instruct.generate import generate_instruct
-    from llava_core.evaluate.judge import Judge
+    from llava_core.chat_client import CachedChat, OpenAIChat
+    from llava_core.prepare.instruct.generate import generate_instruct
 
-    teacher = Judge(_teacher_cfg(port), tmp_path / cache)
+    cfg = _teacher_cfg(port)
+    teacher = CachedChat(cfg.model, OpenAIChat(cfg), tmp_path / cache, cfg)
     prompts = load_prompts(tmp_path / "prompts")
     return generate_instruct(_facts(5), prompts, teacher, seed=3, workers=4, detail_prompts=("Describe the image.",),
                              progress=False)
@@ -149,7 +150,7 @@ def _generate(tmp_path, port, cache="cache.jsonl"):
 def test_generation_through_a_local_endpoint_then_a_rerun_sends_nothing(tmp_path):
     from http_util import serving
 
-    from llava_core.data.instruct.rule_teacher import RuleTeacher, serve
+    from llava_core.prepare.instruct.rule_teacher import RuleTeacher, serve
 
     write_prompts(tmp_path / "prompts")
     with serving(serve(RuleTeacher())) as server:
@@ -163,7 +164,7 @@ def test_generation_through_a_local_endpoint_then_a_rerun_sends_nothing(tmp_path
         per_kind = [conv_tokens] + [manifest["kinds"][k]["tokens"] for k in ("detail_description", "complex_reasoning")]
         assert {k: sum(t[k] for t in per_kind) for k in conv_tokens} == manifest["tokens"]
         conv_prompts = load_prompts(tmp_path / "prompts", ("conversation",))["conversation"]
-        from llava_core.data.instruct.context import symbolic_context
+        from llava_core.prepare.instruct.context import symbolic_context
 
         assert conv_tokens["prompt_tokens"] == sum(len(m["content"].split()) for f in _facts(5)
                                                    for m in conv_prompts.messages(symbolic_context(f, False)))
@@ -185,11 +186,11 @@ def test_generation_through_a_local_endpoint_then_a_rerun_sends_nothing(tmp_path
 def test_killed_generation_resumes_with_only_the_missing_requests(tmp_path):
     from http_util import serving
 
-    from llava_core.data.instruct.rule_teacher import RuleTeacher, serve
-    from llava_core.evaluate.judge import JudgeError
+    from llava_core.chat_client import ChatError
+    from llava_core.prepare.instruct.rule_teacher import RuleTeacher, serve
 
     write_prompts(tmp_path / "prompts")
-    with serving(serve(RuleTeacher(), fail_after=6)) as dying, pytest.raises(JudgeError, match="HTTP 400"):
+    with serving(serve(RuleTeacher(), fail_after=6)) as dying, pytest.raises(ChatError, match="HTTP 400"):
         _generate(tmp_path, dying.server_address[1])
     assert dying.answered == 6
     with serving(serve(RuleTeacher())) as server:
@@ -203,8 +204,8 @@ def test_killed_generation_resumes_with_only_the_missing_requests(tmp_path):
 def test_malformed_reply_is_retried_once_then_dropped_and_listed(tmp_path):
     from types import SimpleNamespace as NS
 
-    from llava_core.data.instruct.generate import generate_instruct
-    from llava_core.evaluate.judge import Judge
+    from llava_core.chat_client import CachedChat
+    from llava_core.prepare.instruct.generate import generate_instruct
 
     class Flaky:
         """Refuses image 100's first request, answers image 101 in no known format, others well."""
@@ -224,7 +225,7 @@ def test_malformed_reply_is_retried_once_then_dropped_and_listed(tmp_path):
 
     write_prompts(tmp_path / "prompts")
     prompts = load_prompts(tmp_path / "prompts", ("conversation",))
-    teacher = Judge(NS(kind="rule", model="flaky"), tmp_path / "c.jsonl", backend=Flaky())
+    teacher = CachedChat("flaky", Flaky(), tmp_path / "c.jsonl", NS(kind="rule", model="flaky"))
     records, manifest = generate_instruct(_facts(3), prompts, teacher, seed=3, workers=2, progress=False)
     assert [r["id"] for r in records] == ["000000000100", "000000000102"]
     assert manifest["kinds"]["conversation"] == {"requested": 3, "kept": 2, "dropped": {"format": 1},
@@ -244,8 +245,8 @@ def test_tiny_world_gives_the_teacher_coco_files_that_match_its_images(tmp_path)
     import numpy as np
     from PIL import Image
 
-    from llava_core.data.instruct.context import coco_facts
-    from llava_core.data.synthetic import COLORS, generate_world
+    from llava_core.prepare.instruct.context import coco_facts
+    from llava_core.synthetic import COLORS, generate_world
 
     generate_world(tmp_path, seed=2, n_pretrain=10, n_finetune=120, n_eval=12, records_per_image=2)
     ann = tmp_path / "instruct" / "annotations"
@@ -300,7 +301,7 @@ FORMATS = ["Answer the question using a single word or phrase.",
 
 
 def test_mixing_extends_or_replaces_only_the_llava_instruct_records():
-    from llava_core.data.instruct.mix import is_llava_instruct, mix_instruct
+    from llava_core.prepare.instruct.mix import is_llava_instruct, mix_instruct
 
     assert [is_llava_instruct(r, "coco/train2017", FORMATS) for r in MIXTURE] == [True, False, False, False, False,
                                                                                    False]

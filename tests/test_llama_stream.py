@@ -22,9 +22,9 @@ from llava_core.cli import main
 from llava_core.data.conversation import Rendered, render, render_prompt
 from llava_core.data.formats import IMAGE_TOKEN
 from llava_core.data.inspect import supervised_runs
-from llava_core.data.synthetic import generate_world
 from llava_core.data.tokenize import IGNORE_INDEX, encode, make_tokenizer_for_llava
 from llava_core.evaluate.benchmarks import BENCHMARKS, get_benchmark
+from llava_core.synthetic import generate_world
 
 N_IMAGE = 576  # llama_vocab.expand's default
 FORMS = ["legacy", "nonlegacy"]

@@ -111,18 +111,90 @@ def test_a_stage_digest_changes_exactly_with_the_modules_it_imports(package_copy
                     assert (new.digest != old.digest) == (module in old.modules), (cfg.name, key, module)
         finally:
             path.write_bytes(original)
-    # An evaluation covers its own benchmark's module and not the unjudged others' (the judge
-    # module imports the two judged benchmarks, so every evaluation covers those).
+    # An evaluation covers its own benchmark's code and no other benchmark's; no evaluation covers
+    # plumbing; the data stages cover the kits and no benchmark code.
     tiny = base["tiny"]
-    unjudged = {"vqav2", "gqa", "vizwiz", "scienceqa", "textvqa", "pope", "mme", "mmbench", "seed_bench"}
+    codes = {f"llava_core.evaluate.benchmarks.{m}" for m in ("vqav2", "gqa", "vizwiz", "scienceqa", "textvqa", "pope",
+                                                             "mme", "mmbench", "seed_bench", "llava_bench", "mm_vet")}
     for key, code in tiny.items():
-        if key.startswith("eval/"):
-            own = benchmark_module(key.split("/")[1])
-            assert own in code.modules
-            assert not {f"llava_core.evaluate.benchmarks.{b}" for b in unjudged} - {own} & set(code.modules)
+        own = {benchmark_module(key.split("/")[1])} if key.startswith("eval/") else set()
+        assert codes & set(code.modules) == own, key
+        assert not {"llava_core.tracking", "llava_core.io", "llava_core.plan.layout"} & set(code.modules), key
+    kits = {f"llava_core.evalkit.{m}" for m in ("vqav2", "gqa", "vizwiz", "scienceqa", "textvqa", "pope", "mme",
+                                                "mmbench", "seed_bench", "llava_bench", "mm_vet")}
+    assert kits <= set(tiny["synthesize"].modules) and kits <= set(tiny["filter"].modules)
     assert "llava_core.model.checkpoints" not in tiny["pretrain"].modules
     assert "llava_core.model.checkpoints" in tiny["finetune"].modules and "llava_core.evaluate.run" not in \
         tiny["finetune"].modules
+
+
+def _module_file(package_copy: Path, module: str) -> Path:
+    rel = Path(*module.split(".")[1:])
+    return package_copy / rel / "__init__.py" if (package_copy / rel).is_dir() else (package_copy / rel).with_suffix(".py")
+
+
+def _changed_by_appending(package_copy: Path, module: str, cfgs) -> dict[str, list[str]]:
+    """Per preset, the stages whose code digest changes when ``module`` gets one more line."""
+    graph = CodeGraph(package_copy)
+    base = {cfg.name: _all_stage_digests(cfg, graph) for cfg in cfgs}
+    path = _module_file(package_copy, module)
+    original = path.read_bytes()
+    try:
+        path.write_bytes(original + b"\nEDITED_BY_TEST = 1\n")
+        edited = graph.edited(path)
+        return {cfg.name: sorted(k for k, new in _all_stage_digests(cfg, edited).items()
+                                 if new.digest != base[cfg.name][k].digest) for cfg in cfgs}
+    finally:
+        path.write_bytes(original)
+
+
+@pytest.fixture(scope="module")
+def tiny_and_7b():
+    return [load_experiment("tiny"), load_experiment("llava-v1.5-7b")]
+
+
+@pytest.mark.parametrize("module", ["pope", "mme", "gqa", "mmbench", "scienceqa", "llava_bench", "mm_vet", "vqav2",
+                                    "vizwiz", "textvqa", "seed_bench"])
+def test_a_benchmark_code_edit_changes_only_that_benchmarks_evaluation(package_copy, tiny_and_7b, module):
+    """A scorer or loader fix reruns that benchmark's evaluation (and the report, through its new
+    scores), never the filter or training: the data stages read the benchmark's kit, not its code."""
+    benchmarks = {"mmbench": ["mmbench", "mmbench_cn"]}.get(module, [module])  # one module, two benchmarks
+    changed = _changed_by_appending(package_copy, f"llava_core.evaluate.benchmarks.{module}", tiny_and_7b)
+    assert changed == {cfg.name: [f"eval/{b}" for b in benchmarks] for cfg in tiny_and_7b}
+
+
+@pytest.mark.parametrize("module", ["llava_core.tracking", "llava_core.io", "llava_core.config.validate",
+                                    "llava_core.plan.layout", "llava_core.chat_client", "llava_core.exit_codes"])
+def test_a_plumbing_edit_changes_no_stage(package_copy, tiny_and_7b, module):
+    """Renaming an MLflow metric or rewording an error message reruns nothing."""
+    assert _changed_by_appending(package_copy, module, tiny_and_7b) == {cfg.name: [] for cfg in tiny_and_7b}
+
+
+def test_a_kit_edit_reruns_what_reads_it(package_copy, tiny_and_7b):
+    """POPE's declarations feed the tiny world, the filter's eval-overlap index and POPE's evaluation."""
+    changed = _changed_by_appending(package_copy, "llava_core.evalkit.pope", tiny_and_7b)
+    assert changed == {"tiny": ["eval/pope", "filter", "synthesize"], "llava-v1.5-7b": ["eval/pope", "filter"]}
+
+
+def test_a_judge_edit_reruns_the_judged_evaluations_only(package_copy, tiny_and_7b):
+    changed = _changed_by_appending(package_copy, "llava_core.evaluate.judge", tiny_and_7b)
+    assert changed == {cfg.name: ["eval/llava_bench", "eval/mm_vet"] for cfg in tiny_and_7b}
+
+
+def test_a_cli_plumbing_function_edit_changes_no_stage(package_copy):
+    """``_run`` (the MLflow runs of every stage) is CLI plumbing: editing it reruns nothing."""
+    cfg = load_experiment("tiny")
+    base = _all_stage_digests(cfg, CodeGraph(package_copy))
+    cli = package_copy / "cli.py"
+    original = cli.read_text()
+    anchor = "def _run(cfg, stage: Stage, args, exp_dir: Path | None, run_name: str | None = None):\n"
+    assert anchor in original
+    try:
+        cli.write_text(original.replace(anchor, anchor + "    args.edited = True\n"))
+        edited = _all_stage_digests(cfg, CodeGraph(package_copy))
+        assert {k: v.digest for k, v in edited.items()} == {k: v.digest for k, v in base.items()}
+    finally:
+        cli.write_text(original)
 
 
 def test_the_entry_module_counts_only_what_the_entry_reaches(package_copy):

@@ -16,7 +16,8 @@ import pytest
 from PIL import Image
 
 from llava_core.data.formats import read_llava_records, read_questions
-from llava_core.data.synthetic import (
+from llava_core.io import read_json, read_jsonl
+from llava_core.synthetic import (
     COLORS,
     LETTER_ANSWER,
     POPE_CATEGORIES,
@@ -26,7 +27,6 @@ from llava_core.data.synthetic import (
     generate_world,
     package_mirror,
 )
-from llava_core.io import read_json, read_jsonl
 
 SMALL = {"n_pretrain": 60, "n_finetune": 200, "n_eval": 40}
 EVAL_FIELDS = ("question_id", "image", "text", "category")
@@ -82,8 +82,8 @@ def test_pretrain_is_lcs558k_format(world: tuple[Path, dict]) -> None:
 def _mixture_kind(humans: list[str]) -> str:
     """Which task of the stage-2 mixture a record is, from its first prompt (``short``: VQAv2/GQA,
     POPE or MME, which share the short-answer suffix)."""
-    from llava_core.data.synthetic.tasks import UNANSWERABLE
-    from llava_core.evaluate.benchmarks.mmbench import CN_SUFFIX
+    from llava_core.evalkit.mmbench import CN_SUFFIX
+    from llava_core.synthetic.tasks import UNANSWERABLE
 
     first = humans[0]
     if first.endswith((LETTER_ANSWER, CN_SUFFIX)):
@@ -98,7 +98,7 @@ def _mixture_kind(humans: list[str]) -> str:
 def test_finetune_mixture(world: tuple[Path, dict]) -> None:
     """Every benchmark's prompt format is in the stage-2 mixture (tasks.py), with answers that
     depend on the image: yes/no balanced, option letters pointing at one of the listed options."""
-    from llava_core.data.synthetic.training import MIXTURE
+    from llava_core.synthetic.training import MIXTURE
 
     root, summary = world
     recs = read_llava_records(root / "finetune/llava_v1_5_mix665k.json")
@@ -142,7 +142,7 @@ def test_finetune_records_share_images_and_agree_on_them(tmp_path: Path) -> None
     """With ``records_per_image`` k, each image serves at most k records (most serve exactly k), every
     record about one image tells the same facts of it, a blank VizWiz image serves one record, and
     the yes/no turns of one record are independent (no "the second is the opposite" shortcut)."""
-    from llava_core.data.synthetic.training import write_finetune
+    from llava_core.synthetic.training import write_finetune
 
     with pytest.raises(ValueError, match="records_per_image"):
         write_finetune(tmp_path / "bad", 0, 16, 10, records_per_image=0)
@@ -445,7 +445,7 @@ def test_small_benchmarks_follow_the_real_layouts(world: tuple[Path, dict]) -> N
 
 # ----------------------------------------------------------------------------------------------- declared files
 
-SYNTHETIC = Path(__file__).resolve().parents[1] / "llava_core" / "data" / "synthetic"
+SYNTHETIC = Path(__file__).resolve().parents[1] / "llava_core" / "synthetic"
 
 
 def declared_paths(bench, eval_root: Path) -> dict[Path, bool]:
@@ -490,9 +490,22 @@ def test_eval_root_holds_one_folder_per_benchmark(tiny_world: tuple[Path, dict])
     from llava_core.evaluate.benchmarks import BENCHMARKS
 
     root, _ = tiny_world
-    from llava_core.evaluate.benchmarks.base import CHANCE_FILE
+    from llava_core.evalkit import CHANCE_FILE
 
     assert {p.name for p in (root / "eval").iterdir()} == {b.folder for b in BENCHMARKS.values()} | {CHANCE_FILE}
+
+
+@pytest.mark.parametrize("name", ALL_BENCHMARKS)
+def test_the_filter_finds_the_images_the_loader_asks_about(tiny_world: tuple[Path, dict], name: str) -> None:
+    """The eval-overlap index reads a benchmark's images through its kit alone
+    (prepare/eval_images.py); they are exactly the images its loader gives the model."""
+    from llava_core.evalkit import kit
+    from llava_core.evaluate.benchmarks import get_benchmark
+    from llava_core.prepare.eval_images import eval_images
+
+    root, _ = tiny_world
+    loaded = list(dict.fromkeys(q.image for q in get_benchmark(name).load_questions(root / "eval") if q.image))
+    assert loaded and eval_images(kit(name), root / "eval") == loaded
 
 
 def _literals(path: Path) -> list[str]:
@@ -506,7 +519,7 @@ def _literals(path: Path) -> list[str]:
 
 
 def test_no_benchmark_file_name_is_spelled_in_the_synthetic_package() -> None:
-    """The writers take every benchmark file name from the benchmark modules' declarations."""
+    """The writers take every benchmark file name from the kits (llava_core/evalkit)."""
     from llava_core.evaluate.benchmarks import BENCHMARKS
 
     sources = sorted(SYNTHETIC.rglob("*.py"))
@@ -529,7 +542,7 @@ def blind_answer(name: str, text: str, rng) -> str:
     """A guess that knows the answer format but not the image: an option letter, yes/no, one of
     the OCR tokens, or a value of the kind the question asks about (colour, shape, background;
     VizWiz also allows "unanswerable")."""
-    from llava_core.data.synthetic import BACKGROUNDS
+    from llava_core.synthetic import BACKGROUNDS
 
     if name in ("scienceqa", "mmbench", "mmbench_cn", "seed_bench"):
         return rng.choice(re.findall(r"^([A-E])\. ", text, re.M))

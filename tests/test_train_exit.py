@@ -63,7 +63,7 @@ def aborted(ranks: list[tuple[int, str]]) -> bool:
 
 def test_outstanding_gloo_work_aborts_at_exit_unless_the_group_is_finished():
     # Without the teardown the abort shows within a few runs (about 3 in 4 here): the reproduction works.
-    for attempt in range(20):
+    for _ in range(20):
         if aborted(two_ranks(RANK_SCRIPT, "none")):
             break
     else:

@@ -292,7 +292,10 @@ def _parser_modules() -> set[str]:
 
 def test_every_job_imported_only_what_its_code_digest_covers(tiny):
     """What each job of the tiny run really imported (recorded by the CLI) is covered by the
-    static import graph behind its stage's code digest: no module a stage runs escapes its digest."""
+    static import graph behind its stage's code digest, or is declared plumbing
+    (llava_core/plan/plumbing.py): no module a stage runs escapes its digest unnoticed."""
+    from llava_core.plan.plumbing import PLUMBING_MODULES
+
     plan = _plan(tiny)
     parser_modules = _parser_modules()
     assert "llava_core.cluster.doctor" not in parser_modules  # the cluster commands import it only when run
@@ -304,7 +307,7 @@ def test_every_job_imported_only_what_its_code_digest_covers(tiny):
             continue
         kind = (rec["command"], rec["benchmark"])
         covered = plan["summary"] if rec["command"] == "summary" else by_kind[kind]
-        escaped = set(rec["modules"]) - set(covered["code_modules"]) - parser_modules
+        escaped = set(rec["modules"]) - set(covered["code_modules"]) - parser_modules - set(PLUMBING_MODULES)
         assert not escaped, (kind, sorted(escaped))
         seen.add(kind)
     assert seen == set(by_kind) | {("summary", None)}
@@ -335,6 +338,29 @@ def test_editing_checkpoints_py_replans_stage2_and_every_evaluation(tiny, tmp_pa
     out = run(["snakemake", "-n", "--cores", "1", "--config", f"results={tiny}", *config], env=env).stdout
     assert planned_jobs(out) == Counter({"finetune": 1, "evaluate": len(BENCHMARKS), "report": 1, "summary": 1,
                                         "all": 1})
+
+
+def test_a_scorer_edit_reruns_that_benchmark_only_and_touch_accepts_a_neutral_one(tiny, tmp_path, root):
+    """One line appended to the POPE scorer after the tiny run plans POPE's evaluation, the report and
+    the summary, nothing upstream (the filter reads POPE's kit, not its code); `--touch` with the same
+    command records the edit as neutral, after which nothing is planned and POPE's scores are untouched."""
+    copy = _copy_of_the_package(tmp_path / "src", root)
+    env = {"PYTHONPATH": str(copy), "PYTHONSAFEPATH": "1"}
+    cmd = ["snakemake", "--cores", "1", "--config", f"results={tiny}"]
+    with open(copy / "llava_core" / "evaluate" / "benchmarks" / "pope.py", "a") as fh:
+        fh.write("\n# an edit that changes no score\n")
+    out = run([*cmd, "-n"], env=env).stdout
+    assert planned_jobs(out) == Counter({"evaluate": 1, "report": 1, "summary": 1, "all": 1})
+    assert "benchmark=pope" in out
+    scores = tiny / "tiny" / "eval" / "pope" / "scores.json"
+    before = scores.read_bytes()
+    run([*cmd, "--touch"], env=env)
+    assert planned_jobs(run([*cmd, "-n"], env=env).stdout) == Counter()
+    assert scores.read_bytes() == before
+    # Back to the checkout's code (the run is shared with other tests): the same way, and nothing to do.
+    assert planned_jobs(run([*cmd, "-n"]).stdout) == Counter({"evaluate": 1, "report": 1, "summary": 1, "all": 1})
+    run([*cmd, "--touch"])
+    assert planned_jobs(run([*cmd, "-n"]).stdout) == Counter()
 
 
 # A small world and a few steps: the branch, not the model, is under test here.

@@ -253,9 +253,9 @@ def stage_config(cfg: DictConfig, stage: Stage | str) -> dict:
         out = {"model": c["model"], "benchmark": bench, "settings": ev["benchmarks"][bench],
                "batch_size": ev["batch_size"], "dtype": ev["dtype"], "image_aspect_ratio": ev["image_aspect_ratio"],
                "eval_root": data["eval_root"]}
-        from llava_core.evaluate.benchmarks import get_benchmark
+        from llava_core.evalkit import kit
 
-        if get_benchmark(bench).judged:  # judged by an LLM: the judge's settings decide the score too
+        if kit(bench).judged:  # judged by an LLM: the judge's settings decide the score too
             out["judge"] = ev["judge"]
         return out
     return {"name": c["name"], "paper_row": c["paper_row"], "benchmarks": list(c["evaluation"]["benchmarks"]),

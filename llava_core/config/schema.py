@@ -110,12 +110,12 @@ class FilterConfig:
 
 @dataclass
 class TeacherConfig:
-    """The chat model that writes instruction data (llava_core/data/instruct/), through the judge's client.
+    """The chat model that writes instruction data (llava_core/prepare/instruct/), through the judge's client.
 
     ``openai``: an OpenAI-compatible endpoint at ``base_url`` (a hosted API, or vLLM/TGI serving
     any model); the key is read from the environment variable ``api_key_env``, never from the
     config, and never logged. ``local``: a transformers causal LM at ``model``. ``rule``: the
-    offline rule-based teacher (:mod:`llava_core.data.instruct.rule_teacher`), served on
+    offline rule-based teacher (:mod:`llava_core.prepare.instruct.rule_teacher`), served on
     127.0.0.1 for the run so requests still go through the HTTP client and its cache.
     """
 

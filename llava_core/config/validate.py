@@ -24,7 +24,7 @@ def _check(value, allowed, key: str) -> None:
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError naming the key and the allowed values for anything out of range."""
     from llava_core.config.compose import ConfigError
-    from llava_core.evaluate.benchmarks import BENCHMARKS
+    from llava_core.evalkit import KITS as BENCHMARKS
 
     _check(cfg.model.projector_type, PROJECTORS, "model.projector_type")
     _check(cfg.model.conversation_template, TEMPLATES, "model.conversation_template")
@@ -110,7 +110,7 @@ def _validate_instruct(cfg: DictConfig) -> None:
     _check_sources(ins.sources, "data.instruct")
     if not gen.enabled:
         return
-    from llava_core.data.instruct.prompts import KINDS
+    from llava_core.prepare.instruct.prompts import KINDS
 
     for kind in gen.kinds:
         _check(kind, KINDS, "data.instruct.generate.kinds entry")

@@ -1,1 +1,3 @@
-"""Record formats, conversation templates, label masks, image transforms, datasets, tiny world."""
+"""The foundation: record formats, conversation templates and label masks, tokenization, image
+transforms, datasets and the training index. Imports no stage package (evaluate, prepare, train,
+model, synthetic): they all build on it (tests/test_layers.py)."""

@@ -5,17 +5,23 @@
 * Eval-kit question files: JSON lines with at least ``question_id`` and ``text``.
 * Answer files: JSON lines ``{"question_id", "prompt", "text", "answer_id", "model_id",
   "metadata"}``, the format of the official ``model_vqa*.py`` scripts.
+* Question TSVs with base64 images (MMBench): an ``index`` column and an ``image`` column whose
+  cells are base64 images, or the index of the row whose image they share; the images are decoded
+  once into a folder, one ``<index>.<ext>`` file each.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import math
 import os
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from llava_core.io import FormatError, read_json, read_jsonl, write_json, write_jsonl
+from llava_core.io import FormatError, atomic_write, read_json, read_jsonl, write_json, write_jsonl
 
 IMAGE_TOKEN = "<image>"
 ROLES = ("human", "gpt")
@@ -124,3 +130,72 @@ def check_coverage(questions: list[dict], answers: list[dict], answers_path: str
         raise FormatError(answers_path, None, f"{len(missing)} of {len(questions)} questions have no answer "
                           f"(first: {missing[:3]})", "rerun generation or pass the complete answers file")
     return by_id
+
+
+def is_none(value: Any) -> bool:
+    """``model_vqa_mmbench.is_none``: None, NaN, or the strings 'nan'/'none' (any case)."""
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return isinstance(value, str) and value.lower() in ("nan", "none")
+
+
+def read_tsv_rows(path: str | os.PathLike, required: Iterable[str] = ("index",)) -> list[dict]:
+    """The rows of a question TSV (pandas, all cells as strings or NaN; ``index`` as int), checked
+    to hold the ``required`` columns."""
+    import pandas as pd
+
+    try:
+        df = pd.read_table(path, dtype=str)
+    except Exception as e:  # pandas parser errors carry their own line numbers
+        raise FormatError(path, None, f"cannot read the TSV: {e}") from None
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise FormatError(path, 1, f"missing column(s) {missing}")
+    rows = df.to_dict("records")
+    for lineno, row in enumerate(rows, 2):
+        try:
+            row["index"] = int(row["index"])
+        except (TypeError, ValueError):
+            raise FormatError(path, lineno, f"index {row['index']!r} is not an integer") from None
+    return rows
+
+
+def _image_suffix(data: bytes) -> str:
+    if data.startswith(b"\x89PNG"):
+        return ".png"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return ".gif"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return ".webp"
+    return ".jpg"
+
+
+def tsv_image_files(rows: list[dict], folder: Path, tsv: str | os.PathLike) -> dict[int, str | None]:
+    """index -> the absolute path of each row's image, decoded from base64 into ``folder`` once
+    (an existing ``<index>.*`` file is reused); None for a row without an image."""
+    by_index = {r["index"]: r for r in rows}
+
+    def image_of(row: dict) -> str | None:
+        b64 = row.get("image")
+        if is_none(b64):
+            return None
+        if len(b64) < 16 and b64.strip().isdigit() and int(b64) != row["index"]:
+            # some MMBench TSVs store a circular copy's image as the index of the original row
+            if int(b64) not in by_index:
+                raise FormatError(tsv, None, f"index {row['index']}: image refers to missing row {b64}")
+            return image_of(by_index[int(b64)])
+        existing = list(folder.glob(f"{row['index']}.*"))
+        if existing:
+            return str(existing[0].absolute())
+        try:
+            data = base64.b64decode(b64, validate=False)
+        except (binascii.Error, ValueError):
+            raise FormatError(tsv, None, f"index {row['index']}: image is not valid base64") from None
+        target = folder / f"{row['index']}{_image_suffix(data)}"
+        with atomic_write(target, "wb") as fh:
+            fh.write(data)
+        return str(target.absolute())
+
+    return {row["index"]: image_of(row) for row in rows}

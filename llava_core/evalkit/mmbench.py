@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from llava_core.evalkit import LETTER_SUFFIX, LONG_MAX_NEW_TOKENS, Kit, KitFile
 
 ALL_OPTIONS = ("A", "B", "C", "D")
@@ -25,6 +27,10 @@ class MMBenchKit(Kit):
     # 3.3 (if they have 2): we take the middle.
     chance = 2.3
     suffix = LETTER_SUFFIX
+
+    def image_folder(self, eval_root: Path | str) -> Path:
+        """Where the TSV's base64 images are decoded to: ``images/<tsv stem>/`` (one file per row)."""
+        return self.root(eval_root) / "images" / Path(self.files["questions"].path).stem
 
 
 class MMBenchCNKit(MMBenchKit):

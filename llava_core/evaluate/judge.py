@@ -2,7 +2,8 @@
 
 Three backends answer chat-completion requests: an OpenAI-compatible HTTP endpoint (stdlib
 ``urllib``; the API key is read from the environment variable the config names and is never
-logged or written), a local transformers causal LM, and :class:`RuleChat` (``kind: rule``), a
+logged or written), a local transformers causal LM (``llava_core/local_chat.py``), and
+:class:`RuleChat` (``kind: rule``), a
 deterministic word-overlap stand-in that lets the tiny preset run offline (not the paper's judge).
 On top of them:
 
@@ -13,8 +14,9 @@ On top of them:
   "Predict the correctness of the answer (digit): ", temperature +0.5, at most 5 tries, else 0);
 * ``passes`` independent judge passes (the paper averages 3 LLaVA-Bench review runs);
 * a cache (``judge_cache.jsonl``) keyed by (judge model, prompt digest, pass), appended after every
-  reply, so a killed judge resumes where it stopped and rescoring the same answers costs nothing;
-* retries with exponential backoff on HTTP 429, 5xx, connection errors and timeouts;
+  reply, so a killed judge resumes where it stopped and rescoring the same answers costs nothing,
+  and retries with exponential backoff on HTTP 429, 5xx, connection errors and timeouts (both in
+  ``llava_core/chat_client.py``, the transport the instruction teacher shares);
 * review files in the official formats that :mod:`.benchmarks.llava_bench` and
   :mod:`.benchmarks.mm_vet` read: one ``eval_gpt_review_bench.py`` jsonl per pass, and one
   ``<model>_<judge>-grade-<n>runs.json`` grade file holding every pass.
@@ -22,20 +24,15 @@ On top of them:
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
-import re
-import threading
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from llava_core.evaluate.benchmarks import REGISTRY, get_benchmark
+from llava_core.chat_client import CachedChat, ChatError, OpenAIChat
+from llava_core.evalkit import KITS, kit
+from llava_core.evaluate.benchmarks.base import Benchmark
+from llava_core.evaluate.word_overlap import word_overlap
 from llava_core.io import FormatError, read_json, read_jsonl, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
@@ -117,134 +114,7 @@ def parse_grade(content: str) -> float | None:
 
 
 # --------------------------------------------------------------------------- backends
-class JudgeError(RuntimeError):
-    """The judge could not answer (after retries, or a non-retryable error)."""
-
-    user_facing = True  # the CLI prints the message (endpoint, status, what to check), no traceback
-
-
-class OpenAIChat:
-    """``POST {base_url}/chat/completions`` with retries; the key comes from the environment."""
-
-    def __init__(self, cfg, sleep: Callable[[float], None] | None = None):
-        self.model = str(cfg.model)
-        self.url = str(cfg.base_url).rstrip("/") + "/chat/completions"
-        self.api_key_env = str(cfg.api_key_env)
-        self.timeout = float(cfg.timeout_s)
-        self.max_retries = int(cfg.max_retries)
-        self.backoff = float(cfg.backoff_s)
-        self.sleep = sleep or (lambda seconds: time.sleep(seconds))
-        self.requests = 0  # HTTP requests sent (tests count them)
-        self.usage = {"prompt_tokens": 0, "completion_tokens": 0}  # as the endpoint reports them
-        self._lock = threading.Lock()  # one client may serve several threads (instruct generation)
-        self._local = threading.local()  # the last reply's usage, per thread
-
-    @property
-    def last_usage(self) -> dict | None:
-        """The token counts the endpoint reported for this thread's last reply."""
-        return getattr(self._local, "usage", None)
-
-    def _key(self) -> str | None:
-        return os.environ.get(self.api_key_env) or None
-
-    def complete(self, messages: list[dict], *, temperature: float, max_tokens: int, seed: int) -> tuple[str, str]:
-        """(reply text, the model name the server reports)."""
-        body = json.dumps({"model": self.model, "messages": messages, "temperature": temperature,
-                           "max_tokens": max_tokens}).encode()
-        headers = {"Content-Type": "application/json"}
-        key = self._key()
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        for attempt in range(self.max_retries + 1):
-            req = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
-            with self._lock:
-                self.requests += 1
-            try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                    data = json.loads(resp.read().decode("utf-8"))
-                content = data["choices"][0]["message"]["content"] or ""
-                reported = {k: int((data.get("usage") or {}).get(k) or 0) for k in self.usage}
-                self._local.usage = reported
-                with self._lock:
-                    for k in self.usage:
-                        self.usage[k] += reported[k]
-                return content, str(data.get("model") or self.model)
-            except urllib.error.HTTPError as e:
-                retry_after = e.headers.get("Retry-After") if e.headers else None
-                if e.code != 429 and e.code < 500:
-                    raise JudgeError(f"judge endpoint {self.url} answered HTTP {e.code} ({e.reason}); "
-                                     f"check the model and base_url (evaluation.judge, or data.instruct.generate.teacher) "
-                                     f"and ${self.api_key_env}") from None
-                why = f"HTTP {e.code}"
-            except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
-                retry_after, why = None, type(getattr(e, "reason", e)).__name__
-            except (KeyError, IndexError, TypeError, json.JSONDecodeError):
-                raise JudgeError(f"judge endpoint {self.url} sent a reply without choices[0].message.content") \
-                    from None
-            if attempt == self.max_retries:
-                raise JudgeError(f"judge endpoint {self.url}: {why} after {attempt + 1} tries")
-            wait = min(60.0, self.backoff * 2 ** attempt)
-            if retry_after:
-                try:
-                    wait = min(60.0, max(wait, float(retry_after)))
-                except ValueError:
-                    pass
-            log.warning("judge: %s; retrying in %.1f s (%d/%d)", why, wait, attempt + 1, self.max_retries)
-            self.sleep(wait)
-        raise AssertionError("unreachable")
-
-
-class LocalChat:
-    """A transformers causal LM as judge (chat template if the tokenizer has one)."""
-
-    def __init__(self, cfg):
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        self.model = str(cfg.model)
-        self.tokenizer = AutoTokenizer.from_pretrained(self.model)
-        dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
-        self.lm = AutoModelForCausalLM.from_pretrained(self.model, dtype=dtype)
-        if torch.cuda.is_available():
-            self.lm.to("cuda")
-        self.lm.eval()
-        self.requests = 0
-
-    def complete(self, messages: list[dict], *, temperature: float, max_tokens: int, seed: int) -> tuple[str, str]:
-        import torch
-
-        tok = self.tokenizer
-        if getattr(tok, "chat_template", None):
-            ids = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
-                                          return_dict=True)["input_ids"]
-        else:
-            text = "\n\n".join(m["content"] for m in messages) + "\n"
-            ids = tok(text, return_tensors="pt").input_ids
-        ids = ids.to(self.lm.device)
-        torch.manual_seed(seed)
-        self.requests += 1
-        with torch.inference_mode():
-            out = self.lm.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_tokens,
-                                   do_sample=temperature > 0, temperature=temperature if temperature > 0 else None,
-                                   top_p=None, top_k=None,
-                                   pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
-        return tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip(), self.model
-
-
 RULE_JUDGE_MODEL = "rule-word-overlap"
-_WORD = re.compile(r"[a-z0-9]+")
-
-
-def _words(text: str) -> set[str]:
-    return set(_WORD.findall(text.lower()))
-
-
-def word_overlap(reference: str, answer: str) -> float:
-    """Share of the reference's distinct words (lowercase alphanumerics) that the answer contains."""
-    ref = _words(reference)
-    return len(ref & _words(answer)) / len(ref) if ref else 0.0
-
-
 def _between(text: str, start: str, end: str) -> str:
     head, sep, tail = text.partition(start)
     return tail.partition(end)[0].strip() if sep else ""
@@ -295,98 +165,27 @@ class RuleChat:
             else:
                 score = word_overlap(gt, pred)
             return f"{round(score, 1):.1f}", self.model
-        raise JudgeError("the rule judge only understands the LLaVA-Bench review and MM-Vet grader prompts")
+        raise ChatError("the rule judge only understands the LLaVA-Bench review and MM-Vet grader prompts")
 
 
 def make_backend(cfg):
     if cfg.kind == "openai":
         return OpenAIChat(cfg)
     if cfg.kind == "local":
+        from llava_core.local_chat import LocalChat
+
         return LocalChat(cfg)
     if cfg.kind == "rule":
         return RuleChat(cfg)
     raise ValueError(f"evaluation.judge.kind={cfg.kind!r}: no judge configured (openai, local or rule)")
 
 
-# --------------------------------------------------------------------------- cache
-def prompt_digest(messages: list[dict], temperature: float, max_tokens: int) -> str:
-    payload = json.dumps({"messages": messages, "temperature": temperature, "max_tokens": max_tokens},
-                         sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(payload.encode()).hexdigest()
-
-
-class JudgeCache:
-    """Replies by (judge model, prompt digest, pass), appended to a jsonl as they arrive."""
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self.entries: dict[tuple[str, str, int], dict] = {}
-        self._lock = threading.Lock()  # appends from several threads stay whole lines
-        if self.path.exists():
-            with open(self.path, encoding="utf-8") as fh:
-                for line in fh:
-                    try:
-                        e = json.loads(line)
-                        self.entries[(e["judge"], e["prompt_digest"], int(e["pass"]))] = e
-                    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-                        continue  # a line cut short by a kill
-
-    def get(self, judge: str, digest: str, pass_: int) -> dict | None:
-        return self.entries.get((judge, digest, pass_))
-
-    def put(self, judge: str, digest: str, pass_: int, content: str, model: str, usage: dict | None = None) -> dict:
-        entry = {"judge": judge, "prompt_digest": digest, "pass": pass_, "content": content, "model": model}
-        if usage:
-            entry["usage"] = usage
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._lock, open(self.path, "a+b") as fh:
-            if fh.seek(0, os.SEEK_END):  # end a line cut short by a kill first
-                fh.seek(-1, os.SEEK_END)
-                if fh.read(1) != b"\n":
-                    fh.write(b"\n")
-            fh.write((json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        self.entries[(judge, digest, pass_)] = entry
-        return entry
-
-
-class Judge:
-    """A backend behind the cache: :meth:`ask` sends a request only for an unseen (prompt, pass)."""
+class Judge(CachedChat):
+    """The judge: its configured backend behind the reply cache (``evaluation.judge``)."""
 
     def __init__(self, cfg, cache_path: Path, backend=None):
-        self.cfg = cfg
-        self.name = str(cfg.model or (RULE_JUDGE_MODEL if cfg.kind == "rule" else cfg.model))
-        self.backend = backend if backend is not None else make_backend(cfg)
-        self.cache = JudgeCache(cache_path)
-        self.cached = 0
-        self.served: set[str] = set()  # model names the backend reported
-        self._lock = threading.Lock()
-
-    def ask(self, messages: list[dict], *, pass_: int, temperature: float, max_tokens: int) -> tuple[str, str]:
-        entry = self.ask_entry(messages, pass_=pass_, temperature=temperature, max_tokens=max_tokens)
-        return entry["content"], entry["model"]
-
-    def ask_entry(self, messages: list[dict], *, pass_: int, temperature: float, max_tokens: int) -> dict:
-        """The cache entry of the reply (``content``, ``model``, ``usage`` where the endpoint
-        reported tokens), asking the backend only when the cache has none."""
-        digest = prompt_digest(messages, temperature, max_tokens)
-        hit = self.cache.get(self.name, digest, pass_)
-        if hit is not None:
-            with self._lock:
-                self.cached += 1
-            hit = {**hit, "model": hit.get("model", self.name)}
-        else:
-            seed = int(digest[:8], 16) ^ pass_
-            content, model = self.backend.complete(messages, temperature=temperature, max_tokens=max_tokens,
-                                                   seed=seed)
-            hit = self.cache.put(self.name, digest, pass_, content, model, getattr(self.backend, "last_usage", None))
-        self.served.add(hit["model"])
-        return hit
-
-    @property
-    def requests(self) -> int:
-        return int(getattr(self.backend, "requests", 0))
+        name = cfg.model or (RULE_JUDGE_MODEL if cfg.kind == "rule" else cfg.model)
+        super().__init__(name, backend if backend is not None else make_backend(cfg), cache_path, cfg)
 
 
 # --------------------------------------------------------------------------- benchmarks
@@ -397,9 +196,9 @@ def _safe(name: str) -> str:
 def judge_llava_bench(judge: Judge, eval_root: Path, answers: list[dict], out_dir: Path, passes: int,
                       progress: Callable[[str], None] | None = None) -> list[Path]:
     """One ``eval_gpt_review_bench.py``-format review jsonl per pass; returns their paths."""
-    from llava_core.evaluate.benchmarks.llava_bench import LLaVABench
+    from llava_core.evalkit.llava_bench import CATEGORY_PREFIX, LLaVABenchKit
 
-    bench = LLaVABench()
+    bench = LLaVABenchKit()
     question_file = bench.require(eval_root, "questions")
     questions = read_jsonl(question_file)
     context_file, reference_file = bench.require(eval_root, "context"), bench.require(eval_root, "references")
@@ -415,7 +214,7 @@ def judge_llava_bench(judge: Judge, eval_root: Path, answers: list[dict], out_di
             if qid not in by_id or qid not in references:
                 raise FormatError(question_file, idx + 1, f"question {qid!r} has no "
                                   f"{'model answer' if qid not in by_id else 'GPT-4 reference answer'}")
-            category = "llava_bench_" + q["category"]
+            category = CATEGORY_PREFIX + q["category"]
             if category not in LLAVA_BENCH_RULES:
                 raise FormatError(question_file, idx + 1, f"category {q['category']!r} has no judge rule",
                                   "expected conv, detail or complex")
@@ -443,9 +242,9 @@ def judge_llava_bench(judge: Judge, eval_root: Path, answers: list[dict], out_di
 def judge_mm_vet(judge: Judge, eval_root: Path, answers: list[dict], out_dir: Path, passes: int,
                  model_name: str = "llava", progress: Callable[[str], None] | None = None) -> list[Path]:
     """The official grader's ``<model>_<judge>-grade-<passes>runs.json``; returns ``[path]``."""
-    from llava_core.evaluate.benchmarks.mm_vet import MMVet, grader_key
+    from llava_core.evalkit.mm_vet import MMVetKit, grader_key
 
-    meta_path = MMVet().path(eval_root, "metadata")
+    meta_path = MMVetKit().path(eval_root, "metadata")
     if not meta_path.is_file():
         raise FormatError(meta_path, None, "needed by the MM-Vet judge (questions, ground truths, capabilities)",
                           "mm-vet.json comes with mm-vet.zip")
@@ -481,8 +280,8 @@ def judge_mm_vet(judge: Judge, eval_root: Path, answers: list[dict], out_dir: Pa
 def judge_benchmark(cfg, benchmark: str, eval_root: Path, answers: list[dict], out_dir: Path,
                     model_name: str = "llava", backend=None) -> tuple[list[Path], Judge]:
     """Judge ``answers`` of a judged benchmark; returns the review files the scorer reads, and the judge."""
-    if not get_benchmark(benchmark).judged:
-        judged = [name for name in REGISTRY if get_benchmark(name).judged]
+    if not kit(benchmark).judged:
+        judged = [name for name in KITS if kit(name).judged]
         raise ValueError(f"{benchmark} is not judged (judged: {', '.join(judged)})")
     judge = Judge(cfg, Path(out_dir) / CACHE_FILE, backend=backend)
     fn = judge_llava_bench if benchmark == "llava_bench" else judge_mm_vet
@@ -490,6 +289,21 @@ def judge_benchmark(cfg, benchmark: str, eval_root: Path, answers: list[dict], o
     paths = fn(judge, eval_root, answers, out_dir, int(cfg.passes), progress=log.info, **kwargs)
     log.info("%s judge %s: %d requests, %d cached replies", benchmark, judge.name, judge.requests, judge.cached)
     return paths, judge
+
+
+class JudgedBenchmark(Benchmark):
+    """A benchmark scored from the judge's output (LLaVA-Bench, MM-Vet): :meth:`judge_answers` runs
+    the judge. Only these benchmarks import this module, so editing the judge's prompts or parsing
+    reruns their evaluations and no other."""
+
+    def judge_answers(self, judge_cfg, eval_root: Path, answers: list[dict], out_dir: Path, *, model_name: str,
+                      backend=None) -> tuple[list[Path], dict, dict]:
+        reviews, judge = judge_benchmark(judge_cfg, self.name, eval_root, answers, out_dir, model_name=model_name,
+                                         backend=backend)
+        info = {"kind": judge_cfg.kind, "model": judge_cfg.model, "served_models": sorted(judge.served),
+                "passes": judge_cfg.passes, "reviews": [str(p) for p in reviews], "requests": judge.requests,
+                "cached": judge.cached}
+        return reviews, info, judge_params(judge_cfg, judge)
 
 
 def judge_params(cfg, judge: Judge | None = None) -> dict:

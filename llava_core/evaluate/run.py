@@ -14,7 +14,6 @@ from pathlib import Path
 from llava_core.data.formats import read_answers, write_answers
 from llava_core.evaluate.benchmarks import get_benchmark
 from llava_core.evaluate.generate import answer_questions, shard_file, shard_range
-from llava_core.evaluate.judge import judge_benchmark, judge_params
 from llava_core.io import FormatError, write_json
 
 log = logging.getLogger(__name__)
@@ -111,14 +110,10 @@ def score_answers(cfg, name: str, answers: list[dict], *, eval_root: Path, out_d
     """Judge (for LLaVA-Bench and MM-Vet) and score ``answers``; write scores.json and log to ``run``."""
     bench = get_benchmark(name)
     reviews, judge_info = None, None
-    if get_benchmark(name).judged and cfg.evaluation.judge.kind != "none":
-        jcfg = cfg.evaluation.judge
-        reviews, judge = judge_benchmark(jcfg, name, eval_root, answers, out_dir, model_name=cfg.name,
-                                         backend=judge_backend)
-        judge_info = {"kind": jcfg.kind, "model": jcfg.model, "served_models": sorted(judge.served),
-                      "passes": jcfg.passes, "reviews": [str(p) for p in reviews], "requests": judge.requests,
-                      "cached": judge.cached}
-        run.log_params(judge_params(jcfg, judge))
+    if bench.judged and cfg.evaluation.judge.kind != "none":  # only judged benchmarks import the judge
+        reviews, judge_info, params = bench.judge_answers(cfg.evaluation.judge, eval_root, answers, out_dir,
+                                                          model_name=cfg.name, backend=judge_backend)
+        run.log_params(params)
     score = bench.score(eval_root, answers, out_dir=out_dir, reviews=reviews)
     result = {"benchmark": name, "title": bench.title, "paper_column": bench.paper_column,
               "num_questions": num_questions, "chance": bench.chance_level(eval_root), **score.to_dict()}

@@ -32,10 +32,10 @@ SUMMARY_JOB = {"gpus": 0, "nodes": 1, "cpus": 1, "mem_mb": 1000, "runtime": 5}
 
 
 def benchmark_module(benchmark: str) -> str:
-    """The module defining ``benchmark``'s loading and scoring."""
-    from llava_core.evaluate.benchmarks import benchmark_module as module_of
+    """The module defining ``benchmark``'s loading and scoring (named from its kit, not imported)."""
+    from llava_core.evalkit import KITS
 
-    return module_of(benchmark)
+    return f"llava_core.evaluate.benchmarks.{KITS[benchmark].partition(':')[0]}"
 
 
 @lru_cache(maxsize=1)

@@ -7,6 +7,10 @@ every stage. Every ``llava_core`` module imported from there counts whole, with 
 imports, top-level or inside functions (a lazy import still runs), transitively, together with
 the ``__init__`` of each package on the way. Modules outside ``llava_core`` are the
 environment's business (their versions are recorded in MLflow), not the digest's.
+
+Plumbing (``plumbing.py``: MLflow tracking, file writing, config validation, the plan, CLI
+handling, the chat transport) is left out, together with what only it imports: it cannot change
+what a stage computes, so editing it reruns nothing.
 """
 
 from __future__ import annotations
@@ -33,15 +37,20 @@ class CodeDigest:
 class CodeGraph:
     """The import graph of the ``llava_core`` package in ``package_dir`` (parsed once per file)."""
 
-    def __init__(self, package_dir: Path | None = None):
+    def __init__(self, package_dir: Path | None = None, plumbing: Iterable[str] | None = None,
+                 plumbing_functions: dict[str, tuple[str, ...]] | None = None):
+        from llava_core.plan.plumbing import PLUMBING_FUNCTIONS, PLUMBING_MODULES
+
         self.package_dir = Path(package_dir or Path(__file__).resolve().parents[1])
+        self.plumbing = frozenset(PLUMBING_MODULES if plumbing is None else plumbing)
+        self.plumbing_functions = dict(PLUMBING_FUNCTIONS if plumbing_functions is None else plumbing_functions)
         self._trees: dict[Path, tuple[ast.Module, str]] = {}
         self._imports: dict[str, set[str]] = {}
         self._paths: dict[str, Path | None] = {}
 
     def edited(self, path: Path) -> CodeGraph:
         """A graph of the same package after ``path`` changed (the other files' parses are reused)."""
-        graph = CodeGraph(self.package_dir)
+        graph = CodeGraph(self.package_dir, self.plumbing, self.plumbing_functions)
         graph._trees = {p: t for p, t in self._trees.items() if p != Path(path)}
         graph._paths = dict(self._paths)
         return graph
@@ -95,12 +104,13 @@ class CodeGraph:
         return self._imports[module]
 
     def closure(self, roots: Iterable[str]) -> set[str]:
-        """Every ``llava_core`` module the ``roots`` import, directly or not (the roots included)."""
+        """Every ``llava_core`` module the ``roots`` import, directly or not (the roots included),
+        plumbing left out and not followed."""
         todo = [m for r in roots for m in _with_parents(r) if self.module_path(m) is not None]
         seen: set[str] = set()
         while todo:
             mod = todo.pop()
-            if mod not in seen:
+            if mod not in seen and mod not in self.plumbing:
                 seen.add(mod)
                 todo.extend(self.module_imports(mod) - seen)
         return seen
@@ -114,7 +124,7 @@ class CodeGraph:
         if path is None:
             raise ValueError(f"entry {entry!r}: no module {module!r} in {self.package_dir}")
         tree, text = self._parse(path)
-        stmts = _reachable(tree, func, entry)
+        stmts = _reachable(tree, func, entry, skip=self.plumbing_functions.get(module, ()))
         lines = text.splitlines()
         # Whole lines of each statement, from its first decorator to its last line.
         source = "\n".join("\n".join(lines[min([s.lineno, *(d.lineno for d in getattr(s, "decorator_list", []))]) - 1:
@@ -168,9 +178,10 @@ def _top_level_names(tree: ast.Module) -> dict[str, ast.stmt]:
     return out
 
 
-def _reachable(tree: ast.Module, func: str, entry: str) -> list[ast.stmt]:
-    """The top-level statements of a module that function ``func`` reaches by name, in file order."""
-    defs = _top_level_names(tree)
+def _reachable(tree: ast.Module, func: str, entry: str, skip: Iterable[str] = ()) -> list[ast.stmt]:
+    """The top-level statements of a module that function ``func`` reaches by name, in file order,
+    not following the names in ``skip`` (plumbing functions)."""
+    defs = {name: stmt for name, stmt in _top_level_names(tree).items() if name not in set(skip)}
     if func not in defs:
         raise ValueError(f"entry {entry!r}: no top-level {func!r} in its module")
     seen: dict[int, ast.stmt] = {}

@@ -24,16 +24,15 @@ BALANCE_DROP = "not_selected_by_balance"  # noun-phrase balancing left the capti
 def eval_overlap_index(cfg: DictConfig, data_dir: Path, workers: int, progress: bool = True):
     """Fingerprints of every image the configured benchmarks ask about (not whole folders: GQA's
     one image folder holds training and test-dev images alike)."""
-    from llava_core.evaluate.benchmarks.every import all_benchmarks
+    from llava_core.evalkit.every import all_kits
+    from llava_core.prepare.eval_images import eval_images
     from llava_core.prepare.overlap import OverlapIndex, fingerprint_images
 
     eval_root = data_dir / cfg.data.eval_root
     paths: dict[str, None] = {}
-    benchmarks = all_benchmarks()
+    kits = all_kits()
     for name in cfg.evaluation.benchmarks:
-        for q in benchmarks[name].load_questions(eval_root):
-            if q.image:
-                paths[q.image] = None
+        paths.update(dict.fromkeys(eval_images(kits[name], eval_root)))
     index = OverlapIndex(max_distance=cfg.data.filter.overlap_max_distance)
     for _, fp in fingerprint_images(list(paths), workers=workers, progress=progress):
         if fp is not None:
@@ -103,7 +102,7 @@ def mix_generated(cfg: DictConfig, data_dir: Path, out: Path) -> tuple[Path, dic
     """Write the stage-2 mixture with the instruct job's records mixed in (``data.instruct.generate.mix``)
     to ``<out>/finetune.mixed.json``, the filter's stage-2 input; return it and the counts."""
     from llava_core.data.formats import read_llava_records, write_llava_records
-    from llava_core.data.instruct.mix import mix_instruct
+    from llava_core.prepare.instruct.mix import mix_instruct
 
     ins = cfg.data.instruct
     generated = read_llava_records(outputs("instruct", str(data_dir))["records"])

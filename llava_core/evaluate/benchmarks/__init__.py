@@ -1,9 +1,9 @@
-"""The 12 benchmarks of the LLaVA-1.5 table, by registry name (in the paper's column order).
+"""The 12 benchmarks of the LLaVA-1.5 table (their loading, prompting and scoring code), by name.
 
-The registry names each benchmark's module without importing it: config validation needs only the
-names, and an evaluation job imports only its own benchmark's module, so a stage's code digest
-(``llava_core/plan``) covers the benchmark it runs and not the eleven others. Code that needs every
-benchmark imports :mod:`llava_core.evaluate.benchmarks.every`.
+The names, their order and their modules come from the kits (``llava_core/evalkit``): benchmark
+``pope`` is ``pope:POPE`` here and ``pope:POPEKit`` there. The registry names each benchmark's module
+without importing it, and an evaluation job imports only its own benchmark's module, so a stage's
+code digest (``llava_core/plan``) covers the benchmark it runs and not the eleven others.
 """
 
 from __future__ import annotations
@@ -16,13 +16,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from llava_core.evaluate.benchmarks.base import Benchmark
 
-#: name -> "module:Class" inside this package.
-REGISTRY: dict[str, str] = {
-    "vqav2": "vqav2:VQAv2", "gqa": "gqa:GQA", "vizwiz": "vizwiz:VizWiz", "scienceqa": "scienceqa:ScienceQA",
-    "textvqa": "textvqa:TextVQA", "pope": "pope:POPE", "mme": "mme:MME", "mmbench": "mmbench:MMBench",
-    "mmbench_cn": "mmbench:MMBenchCN", "seed_bench": "seed_bench:SEEDBench", "llava_bench": "llava_bench:LLaVABench",
-    "mm_vet": "mm_vet:MMVet",
-}
+from llava_core.evalkit import KITS
+
+#: name -> "module:Class" inside this package (the kit's class without its ``Kit`` suffix).
+REGISTRY: dict[str, str] = {name: spec.removesuffix("Kit") for name, spec in KITS.items()}
 
 
 def _known(name: str) -> str:

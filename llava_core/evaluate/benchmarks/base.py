@@ -1,50 +1,27 @@
 """The benchmark interface and the helpers every benchmark shares.
 
-A :class:`Benchmark` turns the official eval-kit files under ``eval_root`` (laid out as the
-official ``scripts/v1_5/eval/*.sh`` expect, i.e. ``playground/data/eval``) into
+A :class:`Benchmark` turns the official eval-kit files under ``eval_root`` into
 :class:`EvalQuestion` items, and scores answer rows (the official answer-jsonl format) the way
 the official scripts do, returning a :class:`Score`. Benchmarks are pure Python: no model, no torch.
 
-Benchmarks declare, the base class does. Each benchmark module declares as class attributes its
-``folder`` under ``eval_root``, its eval-kit ``files`` (a mapping of role -> :class:`KitFile`), its
-``answer_format``, whether it is ``judged`` by an LLM and its ``chance`` level; the base class turns
-the declarations into paths, "not found" errors with their hints, and question loading (the
-plain-jsonl benchmarks need no loader of their own). The synthetic world's writers
-(:mod:`llava_core.data.synthetic.benchmarks`) take their file names from the same declarations.
+What a benchmark's files are, where they come from, its answer format and chance level are its
+**kit** (``llava_core/evalkit``: plain declarations, which the data stages read too); each
+benchmark class here inherits its kit and adds the code: loading, prompting and scoring. The
+plain-jsonl benchmarks need no loader of their own.
 """
 
 from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from llava_core.data.formats import check_coverage, read_questions
-from llava_core.io import FormatError, read_json, write_json, write_jsonl
+from llava_core.evalkit import QUESTIONS, Kit
+from llava_core.io import FormatError, write_json, write_jsonl
 
-SHORT_ANSWER_SUFFIX = "Answer the question using a single word or phrase."
-LETTER_SUFFIX = "Answer with the option's letter from the given choices directly."
-
-#: ``model_vqa_loader.py`` default; ``model_vqa.py``, ``model_vqa_science.py`` and
-#: ``model_vqa_mmbench.py`` hard-code 1024.
-SHORT_MAX_NEW_TOKENS = 128
-LONG_MAX_NEW_TOKENS = 1024
-
-#: What a benchmark expects as an answer: ``yes_no`` (POPE, MME), ``letter`` (an option letter:
-#: ScienceQA, MMBench, SEED), ``short`` (a word or phrase: VQAv2, GQA, VizWiz, TextVQA), ``long``
-#: (free text for a judge: LLaVA-Bench, MM-Vet).
-ANSWER_FORMATS = ("yes_no", "letter", "short", "long")
-#: Where most question files come from.
-EVAL_ZIP = "the official eval.zip"
-#: The roles every question-file benchmark uses: the question file, and the folder its ``image``
-#: fields are relative to (the benchmark folder itself when not declared).
-QUESTIONS, IMAGES = "questions", "images"
-#: An eval kit may declare its own chance levels here, ``{benchmark: score}`` (the synthetic world
-#: does: its question sets, option counts and subtasks differ from the official ones).
-CHANCE_FILE = "chance.json"
 QUESTION_FIELDS = ("question_id", "text")
 
 
@@ -57,26 +34,6 @@ class EvalQuestion:
     image: str | None
     default_max_new_tokens: int
     extra: dict = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class KitFile:
-    """One file (or folder) of a benchmark's eval-kit layout.
-
-    ``path`` is relative to the benchmark's folder and may hold ``{fields}`` (POPE's
-    ``coco/coco_pope_{split}.json``); ``what`` names it in errors after the benchmark's label
-    ("GQA" + "ground truth"); ``source`` says where it comes from (the errors' hint).
-    """
-
-    path: str
-    what: str
-    source: str = ""
-    folder: bool = False
-
-    @property
-    def hint(self) -> str:
-        """``"<path> from <source>"``: what a "not found" error suggests."""
-        return f"{self.path} from {self.source}" if self.source else ""
 
 
 @dataclass
@@ -115,43 +72,14 @@ class Answered:
         return list(zip(self.questions, self.answers, strict=True))
 
 
-class Benchmark(ABC):
-    """A benchmark of the LLaVA-1.5 table: declared files, question loading and official-style scoring."""
-
-    name: ClassVar[str] = ""
-    title: ClassVar[str] = ""
-    #: How messages name the benchmark ("MME question file not found"); the title when empty.
-    label: ClassVar[str] = ""
-    paper_column: ClassVar[str] = ""
-    #: The folder under ``eval_root`` holding this benchmark's files.
-    folder: ClassVar[str] = ""
-    #: The eval-kit files by role; the base class reads ``questions`` and resolves images in ``images``.
-    files: ClassVar[Mapping[str, KitFile]] = {}
-    #: One of :data:`ANSWER_FORMATS`.
-    answer_format: ClassVar[str] = ""
-    #: Scored from an LLM judge's output (``reviews``).
-    judged: ClassVar[bool] = False
-    #: The score a random or constant answerer gets, in the unit of ``score`` (each module says how).
-    chance: ClassVar[float] = math.nan
-    #: The generation budget of the official script that answers this benchmark.
-    max_new_tokens: ClassVar[int] = SHORT_MAX_NEW_TOKENS
-    #: The file :meth:`write_upload` writes into ``out_dir`` (for a server or a grader), if any.
-    upload_file: ClassVar[str] = ""
-
-    def chance_level(self, eval_root: Path) -> float:
-        """The chance level of this benchmark's questions under ``eval_root``: the kit's own
-        declaration (:data:`CHANCE_FILE`) if it has one, else :attr:`chance` (the official set's)."""
-        path = Path(eval_root) / CHANCE_FILE
-        if path.is_file():
-            declared = read_json(path)
-            if self.name in declared:
-                return float(declared[self.name])
-        return float(self.chance)
+class Benchmark(Kit, ABC):
+    """A benchmark of the LLaVA-1.5 table: its kit's declarations (inherited), question loading and
+    official-style scoring. A benchmark class lists its kit first: ``class POPE(POPEKit, Benchmark)``."""
 
     def load_questions(self, eval_root: Path) -> list[EvalQuestion]:
         """The declared question jsonl, whose ``text`` already holds the prompt suffix, with images
         under the declared ``images`` folder (``model_vqa_loader.py``, ``model_vqa.py``)."""
-        image_dir = self.path(eval_root, IMAGES) if IMAGES in self.files else self.root(eval_root)
+        image_dir = self.image_folder(eval_root)
         return [EvalQuestion(r["question_id"], r["text"], image_path(image_dir, r.get("image")),
                              self.max_new_tokens, {}) for r in self.question_rows(eval_root)]
 
@@ -160,33 +88,16 @@ class Benchmark(ABC):
               reviews: list[Path] | None = None) -> Score:
         """Score answer rows (writing any upload file into ``out_dir``)."""
 
+    def judge_answers(self, judge_cfg, eval_root: Path, answers: list[dict], out_dir: Path, *, model_name: str,
+                      backend=None) -> tuple[list[Path], dict, dict]:
+        """Run the LLM judge on ``answers``: (review files for :meth:`score`, what the judge did, its
+        MLflow params). Only judged benchmarks (``evaluate/judge.py``'s ``JudgedBenchmark``) have one."""
+        raise NotImplementedError(f"{self.title} is not judged")
+
     def __repr__(self) -> str:
         return f"<Benchmark {self.name!r} ({self.title})>"
 
-    # -- declared files -----------------------------------------------------------------------
-
-    def root(self, eval_root: Path | str) -> Path:
-        """This benchmark's folder inside ``eval_root``."""
-        return Path(eval_root) / self.folder
-
-    def path(self, eval_root: Path | str, role: str, **fields: str) -> Path:
-        """Where the file declared as ``role`` is (``fields`` fill its ``{placeholders}``)."""
-        return self.root(eval_root) / _fill(self.files[role].path, fields)
-
-    def require(self, eval_root: Path | str, role: str, **fields: str) -> Path:
-        """:meth:`path`, or :class:`FormatError` "<label> <what> not found" with the declared hint."""
-        path = self.path(eval_root, role, **fields)
-        if not (path.is_dir() if self.files[role].folder else path.is_file()):
-            raise FormatError(path, None, f"{self.describe(role, **fields)} not found", self.hint(role, **fields))
-        return path
-
-    def hint(self, role: str, **fields: str) -> str:
-        """Where the file declared as ``role`` comes from (for errors about it)."""
-        return _fill(self.files[role].hint, fields)
-
-    def describe(self, role: str, **fields: str) -> str:
-        """How errors name the file declared as ``role``: ``"GQA question file"``."""
-        return f"{self.label or self.title} {_fill(self.files[role].what, fields)}"
+    # -- reading the question file ----------------------------------------------------------
 
     def question_rows(self, eval_root: Path | str, role: str = QUESTIONS,
                       required: tuple[str, ...] = QUESTION_FIELDS) -> list[dict]:
@@ -263,12 +174,6 @@ class Benchmark(ABC):
             idx = next((i for i, a in enumerate(queue) if a.get("prompt") == q["text"]), 0)
             out.append(queue.pop(idx))
         return out
-
-
-def _fill(text: str, fields: dict[str, str]) -> str:
-    """``text`` with its ``{placeholders}`` filled from ``fields`` (left as is without fields: hints
-    quote JSON shapes such as ``{'data': [...]}``)."""
-    return text.format(**fields) if fields else text
 
 
 def image_path(folder: Path, image: str | None) -> str | None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from llava_core.evaluate.benchmarks.base import EVAL_ZIP, Benchmark, KitFile, Score, pct
+from llava_core.evalkit.gqa import GQAKit
+from llava_core.evaluate.benchmarks.base import Benchmark, Score, pct
 from llava_core.io import FormatError, read_json
 
 
@@ -14,21 +15,7 @@ def normalize_prediction(text: str) -> str:
     return text.rstrip(".").lower()
 
 
-class GQA(Benchmark):
-    name = "gqa"
-    title = "GQA"
-    paper_column = "GQA"
-    folder = "gqa"
-    files = {"questions": KitFile("llava_gqa_testdev_balanced.jsonl", "question file", EVAL_ZIP),
-             "ground_truth": KitFile("data/testdev_balanced_questions.json", "ground truth",
-                                     "GQA questions1.2.zip, a dict {questionId: {'answer': ...}}"),
-             "images": KitFile("data/images", "image folder", "GQA images.zip", folder=True)}
-    answer_format = "short"
-    upload_file = "testdev_balanced_predictions.json"
-    # Open-ended exact match: a random string matches no answer. (Constant answers score on the
-    # share of questions with that answer, a property of the data, not of the format.)
-    chance = 0.0
-
+class GQA(GQAKit, Benchmark):
     def score(self, eval_root: Path, answers: list[dict], out_dir: Path | None = None,
               reviews: list[Path] | None = None) -> Score:
         got = self.answered(eval_root, answers)

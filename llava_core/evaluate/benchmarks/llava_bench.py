@@ -8,11 +8,10 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from llava_core.evaluate.benchmarks.base import LONG_MAX_NEW_TOKENS, Benchmark, KitFile, Score
+from llava_core.evalkit.llava_bench import CATEGORY_PREFIX, LLaVABenchKit
+from llava_core.evaluate.benchmarks.base import Score
+from llava_core.evaluate.judge import JudgedBenchmark
 from llava_core.io import FormatError, read_jsonl
-
-CATEGORY_PREFIX = "llava_bench_"
-HF_DATASET = "HF liuhaotian/llava-bench-in-the-wild"
 
 
 def summarize_reviews(rows: list[dict], path: Path | str) -> dict[str, tuple[float, float, float]]:
@@ -34,24 +33,7 @@ def summarize_reviews(rows: list[dict], path: Path | str) -> dict[str, tuple[flo
     return out
 
 
-class LLaVABench(Benchmark):
-    name = "llava_bench"
-    title = "LLaVA-Bench (In-the-Wild)"
-    label = "LLaVA-Bench"
-    paper_column = "LLaVA-W"
-    folder = "llava-bench-in-the-wild"
-    # context and references: what the judge reads (the caption of each image, the GPT-4 answers)
-    files = {"questions": KitFile("questions.jsonl", "question file", HF_DATASET),
-             "context": KitFile("context.jsonl", "context file", HF_DATASET),
-             "references": KitFile("answers_gpt4.jsonl", "reference answer file", HF_DATASET),
-             "images": KitFile("images", "image folder", HF_DATASET, folder=True)}
-    answer_format = "long"
-    judged = True
-    max_new_tokens = LONG_MAX_NEW_TOKENS
-    # Open-ended and judged: no answer set to draw from, so 0. (In practice the floor is above 0:
-    # the judge scores every answer at least 1 of 10.)
-    chance = 0.0
-
+class LLaVABench(LLaVABenchKit, JudgedBenchmark):
     def score(self, eval_root: Path, answers: list[dict], out_dir: Path | None = None,
               reviews: list[Path] | None = None) -> Score:
         """Average the relative scores of the given review runs (one jsonl per GPT-4 run)."""

@@ -9,30 +9,13 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from llava_core.evaluate.benchmarks.base import EVAL_ZIP, LONG_MAX_NEW_TOKENS, Benchmark, KitFile, Score
+from llava_core.evalkit.mm_vet import MMVetKit, grader_key
+from llava_core.evaluate.benchmarks.base import Score
+from llava_core.evaluate.judge import JudgedBenchmark
 from llava_core.io import FormatError, read_json, write_json
 
 
-def grader_key(question_id: str | int) -> str:
-    return f"v1_{question_id}"
-
-
-class MMVet(Benchmark):
-    name = "mm_vet"
-    title = "MM-Vet"
-    paper_column = "MM-Vet"
-    folder = "mm-vet"  # mmvet.sh uses eval/mm-vet (Evaluation.md says eval/mmvet)
-    # metadata: the grader's ground truths and each question's capabilities
-    files = {"questions": KitFile("llava-mm-vet.jsonl", "question file", f"{EVAL_ZIP}; images from mm-vet.zip"),
-             "metadata": KitFile("mm-vet.json", "metadata file", "mm-vet.zip"),
-             "images": KitFile("images", "image folder", "mm-vet.zip", folder=True)}
-    answer_format = "long"
-    judged = True
-    max_new_tokens = LONG_MAX_NEW_TOKENS
-    upload_file = "mm-vet_results.json"  # the grader's input
-    # Open-ended, graded 0-1 against the ground truth: a random answer gets 0.
-    chance = 0.0
-
+class MMVet(MMVetKit, JudgedBenchmark):
     def write_results(self, answers: list[dict], out_dir: Path) -> Path:
         """The grader's input, ``{"v1_<qid>": text}``."""
         path = Path(out_dir) / self.upload_file

@@ -8,39 +8,23 @@ rule-based letter matching only: an answer that names no option counts as wrong.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import math
 import re
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
+from llava_core.data.formats import is_none, read_tsv_rows, tsv_image_files
+from llava_core.evalkit.mmbench import ALL_OPTIONS, CIRCULAR_STRIDE, MMBenchCNKit, MMBenchKit
 from llava_core.evaluate.benchmarks.base import (
-    LETTER_SUFFIX,
-    LONG_MAX_NEW_TOKENS,
     Benchmark,
     EvalQuestion,
-    KitFile,
     Score,
     pct,
 )
-from llava_core.io import FormatError, atomic_write
+from llava_core.io import atomic_write
 
-ALL_OPTIONS = ("A", "B", "C", "D")
-CN_SUFFIX = "请直接回答选项字母。"
-CIRCULAR_STRIDE = 1_000_000  # the TSV holds shifted copies of question i at i + k * 1e6
 UPLOAD_DROP = ["hint", "category", "source", "image", "comment", "l2-category"]
 _LEADING_LETTER = re.compile(r"^\(?([A-D])(?:[.):：、]|\s|$)")
-
-
-def is_none(value: Any) -> bool:
-    """``model_vqa_mmbench.is_none``: None, NaN, or the strings 'nan'/'none' (any case)."""
-    if value is None:
-        return True
-    if isinstance(value, float) and math.isnan(value):
-        return True
-    return isinstance(value, str) and value.lower() in ("nan", "none")
 
 
 def row_options(row: dict) -> list[str]:
@@ -77,88 +61,21 @@ def match_option(pred: str, options: list[str]) -> str | None:
     return hits[0] if len(hits) == 1 else None
 
 
-def _image_suffix(data: bytes) -> str:
-    if data.startswith(b"\x89PNG"):
-        return ".png"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return ".gif"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return ".webp"
-    return ".jpg"
-
-
-class MMBench(Benchmark):
-    name = "mmbench"
-    title = "MMBench"
-    paper_column = "MMB"
-    folder = "mmbench"
-    files = {"tsv": KitFile("mmbench_dev_20230712.tsv", "TSV", "MMBench (OpenCompass)")}  # questions, base64 images
-    answer_format = "letter"
-    max_new_tokens = LONG_MAX_NEW_TOKENS
-    # CircularEval: a k-option question counts only if all its k rotations are right, which a
-    # uniform random answerer does with probability (1/k)^k: 25% (k=2), 3.7% (3), 0.39% (4); a
-    # constant letter gets 0. The dev TSV's 4,377 rows over 1,164 questions (3.76 options on
-    # average) put the mean between 1.2 (if every question with fewer than 4 options has 3) and
-    # 3.3 (if they have 2): we take the middle.
-    chance = 2.3
-    suffix = LETTER_SUFFIX
-
+class MMBench(MMBenchKit, Benchmark):
     def read_rows(self, eval_root: Path) -> list[dict]:
         """The TSV rows (pandas, all cells as strings or NaN; ``index`` as int)."""
-        import pandas as pd
-
-        path = self.require(eval_root, "tsv")
-        try:
-            df = pd.read_table(path, dtype=str)
-        except Exception as e:  # pandas parser errors carry their own line numbers
-            raise FormatError(path, None, f"cannot read the TSV: {e}") from None
-        missing = [c for c in ("index", "question", "A", "B") if c not in df.columns]
-        if missing:
-            raise FormatError(path, 1, f"missing column(s) {missing}")
-        rows = df.to_dict("records")
-        for lineno, row in enumerate(rows, 2):
-            try:
-                row["index"] = int(row["index"])
-            except (TypeError, ValueError):
-                raise FormatError(path, lineno, f"index {row['index']!r} is not an integer") from None
-        return rows
-
-    def image_dir(self, eval_root: Path) -> Path:
-        return self.root(eval_root) / "images" / Path(self.files["tsv"].path).stem
-
-    def _write_image(self, folder: Path, row: dict, tsv: Path, by_index: dict[int, dict]) -> str | None:
-        b64 = row.get("image")
-        if is_none(b64):
-            return None
-        if len(b64) < 16 and b64.strip().isdigit() and int(b64) != row["index"]:
-            # some MMBench TSVs store a circular copy's image as the index of the original row
-            if int(b64) not in by_index:
-                raise FormatError(tsv, None, f"index {row['index']}: image refers to missing row {b64}")
-            return self._write_image(folder, by_index[int(b64)], tsv, by_index)
-        existing = list(folder.glob(f"{row['index']}.*"))
-        if existing:
-            return str(existing[0].absolute())
-        try:
-            data = base64.b64decode(b64, validate=False)
-        except (binascii.Error, ValueError):
-            raise FormatError(tsv, None, f"index {row['index']}: image is not valid base64") from None
-        target = folder / f"{row['index']}{_image_suffix(data)}"
-        with atomic_write(target, "wb") as fh:
-            fh.write(data)
-        return str(target.absolute())
+        return read_tsv_rows(self.require(eval_root, "questions"), required=("index", "question", "A", "B"))
 
     def load_questions(self, eval_root: Path) -> list[EvalQuestion]:
         """One round per row; the base64 images are decoded once into ``images/<tsv stem>/``."""
         rows = self.read_rows(eval_root)
-        folder, tsv = self.image_dir(eval_root), self.path(eval_root, "tsv")
-        by_index = {r["index"]: r for r in rows}
+        images = tsv_image_files(rows, self.image_folder(eval_root), self.path(eval_root, "questions"))
         out = []
         for row in rows:
             options = row_options(row)
             text = build_prompt(row, options) + "\n" + self.suffix
             extra = {"round_id": 0, "options": options, "option_char": list(ALL_OPTIONS[:len(options)])}
-            out.append(EvalQuestion(row["index"], text, self._write_image(folder, row, tsv, by_index),
-                                    self.max_new_tokens, extra))
+            out.append(EvalQuestion(row["index"], text, images[row["index"]], self.max_new_tokens, extra))
         return out
 
     def write_submission(self, rows: list[dict], by_id: dict[str, dict], out_dir: Path) -> tuple[Path, str]:
@@ -167,7 +84,7 @@ class MMBench(Benchmark):
 
         df = pd.DataFrame(rows).drop(columns=UPLOAD_DROP, errors="ignore")
         df.insert(min(6, len(df.columns)), "prediction", [by_id[str(r["index"])]["text"] for r in rows])
-        stem = Path(self.files["tsv"].path).stem
+        stem = Path(self.files["questions"].path).stem
         try:
             import openpyxl  # noqa: F401
         except ImportError:
@@ -222,11 +139,5 @@ class MMBench(Benchmark):
         return Score(metrics["circular_accuracy"], metrics, breakdown, upload)
 
 
-class MMBenchCN(MMBench):
-    name = "mmbench_cn"
-    title = "MMBench-CN"
-    paper_column = "MMB-CN"
-    folder = "mmbench_cn"  # mmbench_cn.sh reads eval/mmbench_cn/ (Evaluation.md says eval/mmbench)
-    files = {"tsv": KitFile("mmbench_dev_cn_20231003.tsv", "TSV", "MMBench (OpenCompass)")}
-    # The MMBench dev questions, translated: MMBench's chance level (its own option counts are unknown here).
-    suffix = CN_SUFFIX
+class MMBenchCN(MMBenchCNKit, MMBench):
+    """MMBench-CN: MMBench's code on the translated TSV (its kit's files and prompt suffix)."""

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llava_core.evaluate.benchmarks.base import EVAL_ZIP, Benchmark, KitFile, Score
+from llava_core.evalkit.pope import POPEKit
+from llava_core.evaluate.benchmarks.base import Benchmark, Score
 from llava_core.io import FormatError, read_jsonl
 
 SPLIT_ORDER = ("adversarial", "popular", "random")
@@ -54,21 +55,7 @@ def binary_metrics(preds: list[str], labels: list[str]) -> dict[str, float]:
             "yes_ratio": sum(p != "no" for p in preds) / len(preds) if preds else 0.0}
 
 
-class POPE(Benchmark):
-    name = "pope"
-    title = "POPE"
-    paper_column = "POPE"
-    folder = "pope"
-    files = {"questions": KitFile("llava_pope_test.jsonl", "question file", EVAL_ZIP),
-             "labels": KitFile("coco/coco_pope_{split}.json", "'{split}' annotation file",
-                               "output/ of POPE commit e3e39262 (its random split has 2,910 lines; the current "
-                               "one has 3,000)"),
-             "images": KitFile("val2014", "image folder", "COCO", folder=True)}
-    answer_format = "yes_no"
-    # Half the labels are "yes": always answering "yes" gives precision 1/2, recall 1, so
-    # F1 = 2 * (1/2 * 1) / (1/2 + 1) = 2/3 (a uniform random answerer gets F1 1/2).
-    chance = 200 / 3
-
+class POPE(POPEKit, Benchmark):
     def read_labels(self, eval_root: Path, split: str, questions: list[dict]) -> list[str]:
         """The labels of one split, checked against that split's questions line by line."""
         path, hint = self.require(eval_root, "labels", split=split), self.hint("labels", split=split)

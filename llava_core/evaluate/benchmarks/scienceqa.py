@@ -7,13 +7,11 @@ import re
 from pathlib import Path
 
 from llava_core.data.formats import IMAGE_TOKEN, read_llava_records
+from llava_core.evalkit import LETTER_SUFFIX
+from llava_core.evalkit.scienceqa import ScienceQAKit
 from llava_core.evaluate.benchmarks.base import (
-    EVAL_ZIP,
-    LETTER_SUFFIX,
-    LONG_MAX_NEW_TOKENS,
     Benchmark,
     EvalQuestion,
-    KitFile,
     Score,
     image_path,
     pct,
@@ -41,22 +39,7 @@ def build_text(human_value: str) -> str:
     return human_value.replace(IMAGE_TOKEN, "").strip() + "\n" + LETTER_SUFFIX
 
 
-class ScienceQA(Benchmark):
-    name = "scienceqa"
-    title = "ScienceQA-IMG"
-    label = "ScienceQA"
-    paper_column = "SQA-IMG"
-    folder = "scienceqa"
-    files = {"questions": KitFile("llava_test_CQM-A.json", "question file", f"{EVAL_ZIP} (conversation JSON)"),
-             "problems": KitFile("problems.json", "problems file", EVAL_ZIP),
-             "splits": KitFile("pid_splits.json", "split file", EVAL_ZIP),
-             "images": KitFile("images/test", "image folder", "ScienceQA", folder=True)}
-    answer_format = "letter"
-    max_new_tokens = LONG_MAX_NEW_TOKENS
-    # A uniform random letter among each question's 2-5 options: the "Random Chance" row of the
-    # ScienceQA paper (Lu et al., NeurIPS 2022, table 3), IMG column (the reported subset).
-    chance = 40.08
-
+class ScienceQA(ScienceQAKit, Benchmark):
     def _records(self, eval_root: Path) -> list[dict]:
         path = self.require(eval_root, "questions")
         records = read_llava_records(path)

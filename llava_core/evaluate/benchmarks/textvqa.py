@@ -6,8 +6,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from llava_core.evalkit.textvqa import TextVQAKit
 from llava_core.evaluate.benchmarks.answer_processing import vqa_accuracy
-from llava_core.evaluate.benchmarks.base import EVAL_ZIP, Benchmark, KitFile, Score
+from llava_core.evaluate.benchmarks.base import Benchmark, Score
 from llava_core.io import FormatError, read_json
 
 _OCR_FIRST = re.compile(r"Question: (.*?) Short answer:", re.DOTALL)
@@ -29,20 +30,7 @@ def question_from_prompt(prompt: str) -> str | None:
     return None if question is None else question.lower()
 
 
-class TextVQA(Benchmark):
-    name = "textvqa"
-    title = "TextVQA"
-    paper_column = "TextVQA"
-    folder = "textvqa"
-    files = {"questions": KitFile("llava_textvqa_val_v051_ocr.jsonl", "question file",
-                                  f"{EVAL_ZIP} (prompts with OCR tokens)"),
-             "annotations": KitFile("TextVQA_0.5.1_val.json", "annotation file",
-                                    "textvqa.org ({'data': [{image_id, question, answers}]})"),
-             "images": KitFile("train_images", "image folder", "TextVQA train_val_images.zip", folder=True)}
-    answer_format = "short"
-    # Open-ended soft accuracy: a random string matches none of the 10 human answers.
-    chance = 0.0
-
+class TextVQA(TextVQAKit, Benchmark):
     def _annotations(self, eval_root: Path) -> dict[tuple[str, str], list[str]]:
         path = self.require(eval_root, "annotations")
         data = read_json(path)

@@ -7,27 +7,12 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from llava_core.evalkit.vizwiz import VizWizKit
 from llava_core.evaluate.benchmarks.answer_processing import evalai_process, local_accuracy
-from llava_core.evaluate.benchmarks.base import EVAL_ZIP, Benchmark, KitFile, Score
+from llava_core.evaluate.benchmarks.base import Benchmark, Score
 
 
-class VizWiz(Benchmark):
-    name = "vizwiz"
-    title = "VizWiz"
-    paper_column = "VizWiz"
-    folder = "vizwiz"
-    files = {"questions": KitFile("llava_test.jsonl", "question file", EVAL_ZIP),
-             "images": KitFile("test", "image folder", "VizWiz", folder=True),
-             # optional: the test answers are on EvalAI only; with them the score is local
-             "annotations": KitFile("test_annotations.json", "annotation file",
-                                    "not public for test (EvalAI); VizWiz's format [{image, answers: "
-                                    "[{answer}] x10}]")}
-    answer_format = "short"
-    upload_file = "vizwiz_test_upload.json"
-    # Open-ended: a random string matches no answer. (A constant "unanswerable" scores on the
-    # unanswerable share of the test set, a property of the data, not of the format.)
-    chance = 0.0
-
+class VizWiz(VizWizKit, Benchmark):
     def score(self, eval_root: Path, answers: list[dict], out_dir: Path | None = None,
               reviews: list[Path] | None = None) -> Score:
         """Build the upload ``[{"image", "answer"}]`` over every test item; the score is NaN."""

@@ -9,8 +9,8 @@ from collections import Counter
 from pathlib import Path
 
 from llava_core.data.formats import IMAGE_TOKEN, write_llava_records
-from llava_core.data.synthetic import tasks
-from llava_core.data.synthetic.scenes import NUMBER_WORDS, SHORT_ANSWER, Scene, Stream, article, unique_ints
+from llava_core.synthetic import tasks
+from llava_core.synthetic.scenes import NUMBER_WORDS, SHORT_ANSWER, Scene, Stream, article, unique_ints
 
 PRETRAIN_JSON = "blip_laion_cc_sbu_558k.json"
 FINETUNE_JSON = "llava_v1_5_mix665k.json"
@@ -77,7 +77,7 @@ def write_pretrain(root: Path, seed: int, image_size: int, n: int) -> tuple[list
 # ----------------------------------------------------------------------------------------------- stage 2
 # LLaVA's mix665k holds the train splits of VQAv2, GQA, OCR-VQA, TextCaps, A-OKVQA and more, in the
 # very prompt formats the benchmarks use. The tiny mixture does the same for all 12: each task below
-# asks about a training image in one benchmark's format (llava_core/data/synthetic/tasks.py, which
+# asks about a training image in one benchmark's format (llava_core/synthetic/tasks.py, which
 # the eval writers share), so the tiny model learns every answer format, and what it answers
 # depends on the image.
 

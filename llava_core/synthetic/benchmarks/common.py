@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llava_core.evaluate.benchmarks.base import Benchmark
+from llava_core.evalkit import Kit
 from llava_core.io import write_json, write_jsonl
 
 #: The most questions of the nine small benchmarks (all but GQA, POPE and ScienceQA).
@@ -30,7 +30,7 @@ class Written:
 class KitWriter:
     """Writes one benchmark's files under ``eval_root`` where its module declares them."""
 
-    def __init__(self, bench: Benchmark, eval_root: Path):
+    def __init__(self, bench: Kit, eval_root: Path):
         self.bench, self.eval_root = bench, Path(eval_root)
         self.root = bench.root(eval_root)
         self.written = Written(benchmark=bench.name)

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llava_core.data.synthetic.benchmarks.common import KitWriter, Written
-from llava_core.data.synthetic.scenes import Stream
-from llava_core.data.synthetic.tasks import VIZWIZ_UNANSWERABLE, vizwiz
-from llava_core.evaluate.benchmarks.vizwiz import VizWiz
+from llava_core.evalkit.vizwiz import VizWizKit
+from llava_core.synthetic.benchmarks.common import KitWriter, Written
+from llava_core.synthetic.scenes import Stream
+from llava_core.synthetic.tasks import VIZWIZ_UNANSWERABLE, vizwiz
 
 
 def write(eval_root: Path, seed: int, image_size: int, n: int) -> Written:
-    kit, st = KitWriter(VizWiz(), eval_root), Stream(seed, "eval-vizwiz", image_size)
+    kit, st = KitWriter(VizWizKit(), eval_root), Stream(seed, "eval-vizwiz", image_size)
     images = kit.folder("images")
     rows, annotations, odds = [], [], []
     for i in range(n):

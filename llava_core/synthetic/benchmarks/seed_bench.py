@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llava_core.data.synthetic.benchmarks.common import KitWriter, Written
-from llava_core.data.synthetic.scenes import (
+from llava_core.evalkit.seed_bench import SEEDBenchKit
+from llava_core.synthetic.benchmarks.common import KitWriter, Written
+from llava_core.synthetic.scenes import (
     COLORS,
     LETTER_ANSWER,
     SHAPES,
@@ -15,7 +16,6 @@ from llava_core.data.synthetic.scenes import (
     option_lines,
     unique_ints,
 )
-from llava_core.evaluate.benchmarks.seed_bench import SEEDBench
 
 #: SEED-Bench v1's question types and their ids.
 TYPES = {"Scene Understanding": 1, "Instance Identity": 2, "Instance Attributes": 3, "Instance Location": 4,
@@ -30,7 +30,7 @@ IMAGE_QUESTIONS = {"Instance Attributes": ("color", "What is the color of the {s
 
 
 def write(eval_root: Path, seed: int, image_size: int, n: int) -> Written:
-    kit, st = KitWriter(SEEDBench(), eval_root), Stream(seed, "eval-seed", image_size)
+    kit, st = KitWriter(SEEDBenchKit(), eval_root), Stream(seed, "eval-seed", image_size)
     rng = st.rng
     folders = {"image": kit.folder("image_folder"), "video": kit.folder("video_frame_folder")}  # both, always
     rows, questions = [], []

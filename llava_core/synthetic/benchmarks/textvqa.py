@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llava_core.data.synthetic.benchmarks.common import KitWriter, Written
-from llava_core.data.synthetic.scenes import Stream
-from llava_core.data.synthetic.tasks import textvqa
-from llava_core.evaluate.benchmarks.textvqa import TextVQA
+from llava_core.evalkit.textvqa import TextVQAKit
+from llava_core.synthetic.benchmarks.common import KitWriter, Written
+from llava_core.synthetic.scenes import Stream
+from llava_core.synthetic.tasks import textvqa
 
 
 def write(eval_root: Path, seed: int, image_size: int, n: int) -> Written:
-    kit, st = KitWriter(TextVQA(), eval_root), Stream(seed, "eval-textvqa", image_size)
+    kit, st = KitWriter(TextVQAKit(), eval_root), Stream(seed, "eval-textvqa", image_size)
     rng = st.rng
     images = kit.folder("images")
     rows, data, odds = [], [], []

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import random
 
-from llava_core.data.synthetic.scenes import (
+from llava_core.evalkit.mmbench import CN_SUFFIX
+from llava_core.synthetic.scenes import (
     BACKGROUNDS,
     COLORS,
     LETTER_ANSWER,
@@ -22,7 +23,6 @@ from llava_core.data.synthetic.scenes import (
     distractor,
     option_lines,
 )
-from llava_core.evaluate.benchmarks.mmbench import CN_SUFFIX
 
 COLORS_CN = {"red": "红色", "green": "绿色", "blue": "蓝色", "yellow": "黄色", "purple": "紫色", "orange": "橙色",
              "white": "白色", "black": "黑色"}

@@ -6,8 +6,10 @@ from collections import Counter
 from pathlib import Path
 
 from llava_core.data.formats import IMAGE_TOKEN
-from llava_core.data.synthetic import training
-from llava_core.data.synthetic.benchmarks import (
+from llava_core.evalkit import CHANCE_FILE
+from llava_core.io import atomic_dir, atomic_write, write_json
+from llava_core.synthetic import training
+from llava_core.synthetic.benchmarks import (
     gqa,
     llava_bench,
     mm_vet,
@@ -20,11 +22,9 @@ from llava_core.data.synthetic.benchmarks import (
     vizwiz,
     vqav2,
 )
-from llava_core.data.synthetic.benchmarks.common import SMALL_EVAL, Written
-from llava_core.data.synthetic.instruct_sources import CAPTIONS_JSON, write_instruct_sources
-from llava_core.data.synthetic.scenes import COLORS, SHAPES
-from llava_core.evaluate.benchmarks.base import CHANCE_FILE
-from llava_core.io import atomic_dir, atomic_write, write_json
+from llava_core.synthetic.benchmarks.common import SMALL_EVAL, Written
+from llava_core.synthetic.instruct_sources import CAPTIONS_JSON, write_instruct_sources
+from llava_core.synthetic.scenes import COLORS, SHAPES
 
 SYSTEM_PROMPT = ("A chat between a curious user and an artificial intelligence assistant. "
                  "The assistant gives helpful, detailed, and polite answers to the user's questions.")

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llava_core.data.synthetic.benchmarks.common import KitWriter, Written
-from llava_core.data.synthetic.scenes import Stream, unique_ints
-from llava_core.data.synthetic.tasks import mme_pair, mme_prompt
-from llava_core.evaluate.benchmarks.mme import MME, PERCEPTION, SPLIT_ANSWERS, SPLIT_IMAGES, YES_NO
+from llava_core.evalkit.mme import PERCEPTION, SPLIT_ANSWERS, SPLIT_IMAGES, YES_NO, MMEKit
 from llava_core.io import atomic_write
+from llava_core.synthetic.benchmarks.common import KitWriter, Written
+from llava_core.synthetic.scenes import Stream, unique_ints
+from llava_core.synthetic.tasks import mme_pair, mme_prompt
 
 #: subtask -> (folder layout, image suffix): "flat" keeps images and their .txt side by side
 #: (existence, count, ...), "split" uses the two split folders (scene, artwork, ...).
@@ -20,7 +20,7 @@ SUBTASKS = {"existence": ("flat", ".jpg"), "count": ("flat", ".jpg"), "position"
 
 def write(eval_root: Path, seed: int, image_size: int, n: int) -> Written:
     """About ``n`` questions, spread evenly over :data:`SUBTASKS`."""
-    kit, st = KitWriter(MME(), eval_root), Stream(seed, "eval-mme", image_size)
+    kit, st = KitWriter(MMEKit(), eval_root), Stream(seed, "eval-mme", image_size)
     rng = st.rng
     bench = kit.path("images")  # the release folder: images and ground truth
     per_task = max(1, n // (2 * len(SUBTASKS)))

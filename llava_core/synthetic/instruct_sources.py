@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llava_core.data.instruct.context import box_line
-from llava_core.data.synthetic.scenes import SHAPES, Scene
-from llava_core.data.synthetic.training import CAPTIONS, caption_words
 from llava_core.io import atomic_write, write_json
+from llava_core.prepare.instruct.context import box_line
+from llava_core.synthetic.scenes import SHAPES, Scene
+from llava_core.synthetic.training import CAPTIONS, caption_words
 
 #: The folder of the stage-2 images that COCO annotates (as mix665k's ``coco/train2017``).
 COCO_FOLDER = "coco/train2017"

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llava_core.data.synthetic.benchmarks.common import KitWriter, Written
-from llava_core.data.synthetic.scenes import COLORS, SHAPES, Stream, jpeg_b64
-from llava_core.data.synthetic.tasks import COLORS_CN, SHAPES_CN
-from llava_core.evaluate.benchmarks.mmbench import ALL_OPTIONS, CIRCULAR_STRIDE, MMBench, MMBenchCN
+from llava_core.evalkit.mmbench import ALL_OPTIONS, CIRCULAR_STRIDE, MMBenchCNKit, MMBenchKit
 from llava_core.io import atomic_write
+from llava_core.synthetic.benchmarks.common import KitWriter, Written
+from llava_core.synthetic.scenes import COLORS, SHAPES, Stream, jpeg_b64
+from llava_core.synthetic.tasks import COLORS_CN, SHAPES_CN
 
 COLUMNS = ["index", "question", "hint", "A", "B", "C", "D", "answer", "category", "image", "source",
            "l2-category", "comment", "split"]
@@ -18,7 +18,7 @@ COLUMNS = ["index", "question", "hint", "A", "B", "C", "D", "answer", "category"
 
 def write(eval_root: Path, seed: int, image_size: int, n: int, chinese: bool = False) -> Written:
     """``n`` questions plus their circular copies; MMBench-CN's (translated) with ``chinese``."""
-    kit = KitWriter(MMBenchCN() if chinese else MMBench(), eval_root)
+    kit = KitWriter(MMBenchCNKit() if chinese else MMBenchKit(), eval_root)
     st = Stream(seed, "eval-mmbench-cn" if chinese else "eval-mmbench", image_size)
     rng = st.rng
     color_name = COLORS_CN if chinese else {c: c for c in COLORS}
@@ -51,11 +51,11 @@ def write(eval_root: Path, seed: int, image_size: int, n: int, chinese: bool = F
                         "image": b["image"] if k == 0 else str(b["index"]), "source": "synthetic",
                         "l2-category": "finegrained_perception (instance-level)", "comment": "", "split": "dev"})
             rows.append(row)
-    with atomic_write(kit.path("tsv")) as fh:
+    with atomic_write(kit.path("questions")) as fh:
         fh.write("\t".join(COLUMNS) + "\n")
         for r in rows:
             fh.write("\t".join(str(r[c]) for c in COLUMNS) + "\n")
-    kit.count("tsv", len(rows))
+    kit.count("questions", len(rows))
     # CircularEval: a question of m options counts only if all m rotations are answered right,
     # which m uniform guesses do with odds (1/m)^m
     kit.written.chance = 100.0 * sum((1 / len(b["options"])) ** len(b["options"]) for b in base) / len(base)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llava_core.data.synthetic.benchmarks.common import KitWriter, Written
-from llava_core.data.synthetic.scenes import COLORS, SHORT_ANSWER, Stream, balanced, unique_ints
-from llava_core.evaluate.benchmarks.gqa import GQA
+from llava_core.evalkit.gqa import GQAKit
+from llava_core.synthetic.benchmarks.common import KitWriter, Written
+from llava_core.synthetic.scenes import COLORS, SHORT_ANSWER, Stream, balanced, unique_ints
 
 
 def write(eval_root: Path, seed: int, image_size: int, n: int) -> Written:
     """``n`` questions; ``rows``: ``questions`` and ``ground_truth`` (by question id)."""
-    kit, st = KitWriter(GQA(), eval_root), Stream(seed, "eval-gqa", image_size)
+    kit, st = KitWriter(GQAKit(), eval_root), Stream(seed, "eval-gqa", image_size)
     rng = st.rng
     images = kit.folder("images")
     qids = unique_ints(rng, n, 200_000_000, 210_000_000)

@@ -1,7 +1,7 @@
 """Ask the teacher for every (image, kind), parse, retry a malformed reply once, write records.
 
-The teacher is a :class:`~llava_core.evaluate.judge.Judge` (any of its backends: an OpenAI-compatible
-endpoint, a local transformers model, or :class:`~.rule_teacher.RuleTeacher`), so replies go
+The teacher is a :class:`~llava_core.chat_client.CachedChat` (an OpenAI-compatible endpoint, a
+local transformers model, or :class:`~.rule_teacher.RuleTeacher` behind the HTTP client), so replies go
 through its cache keyed by (model, prompt digest, pass): a rerun, or a run resumed after a crash,
 sends only the requests it has no reply for. A retry is pass ``seed + 1`` of the same prompt.
 """
@@ -14,10 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 from tqdm import tqdm
 
-from llava_core.data.instruct.context import ImageFacts, symbolic_context
-from llava_core.data.instruct.parse import Malformed, parse_reply
-from llava_core.data.instruct.prompts import KindPrompts
-from llava_core.data.instruct.records import make_record
+from llava_core.prepare.instruct.context import ImageFacts, symbolic_context
+from llava_core.prepare.instruct.parse import Malformed, parse_reply
+from llava_core.prepare.instruct.prompts import KindPrompts
+from llava_core.prepare.instruct.records import make_record
 
 #: Tries per (image, kind): the first reply and one retry.
 TRIES = 2

@@ -7,11 +7,11 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from llava_core.data.synthetic.benchmarks.common import KitWriter, Written
-from llava_core.data.synthetic.scenes import Stream, article
-from llava_core.data.synthetic.tasks import DETAIL_PROMPTS, description, open_questions
-from llava_core.evaluate.benchmarks.llava_bench import LLaVABench
-from llava_core.evaluate.judge import word_overlap
+from llava_core.evalkit.llava_bench import LLaVABenchKit
+from llava_core.evaluate.word_overlap import word_overlap
+from llava_core.synthetic.benchmarks.common import KitWriter, Written
+from llava_core.synthetic.scenes import Stream, article
+from llava_core.synthetic.tasks import DETAIL_PROMPTS, description, open_questions
 
 
 def answer_id(rng: random.Random) -> str:
@@ -19,7 +19,7 @@ def answer_id(rng: random.Random) -> str:
 
 
 def write(eval_root: Path, seed: int, image_size: int, n_images: int) -> Written:
-    kit, st = KitWriter(LLaVABench(), eval_root), Stream(seed, "eval-llava-bench", image_size)
+    kit, st = KitWriter(LLaVABenchKit(), eval_root), Stream(seed, "eval-llava-bench", image_size)
     rng = st.rng
     images = kit.folder("images")
     questions, contexts, references = [], [], []

@@ -44,15 +44,21 @@ def prompt_checksums(folder: Path, kinds: list[str]) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def teacher_judge(teacher_cfg, cache_path: Path) -> Iterator:
-    """A :class:`~llava_core.evaluate.judge.Judge` for the teacher. ``rule``: the rule teacher
-    served on 127.0.0.1 for the duration, reached through the same HTTP client as a hosted API."""
-    from llava_core.evaluate.judge import Judge, OpenAIChat
+def teacher_chat(teacher_cfg, cache_path: Path) -> Iterator:
+    """The teacher behind the reply cache (:class:`~llava_core.chat_client.CachedChat`). ``openai``:
+    the endpoint; ``local``: a transformers model; ``rule``: the rule teacher served on 127.0.0.1 for
+    the duration, reached through the same HTTP client as a hosted API."""
+    from llava_core.chat_client import CachedChat, OpenAIChat
 
-    if teacher_cfg.kind != "rule":
-        yield Judge(teacher_cfg, cache_path)
+    if teacher_cfg.kind == "local":
+        from llava_core.local_chat import LocalChat
+
+        yield CachedChat(teacher_cfg.model, LocalChat(teacher_cfg), cache_path, teacher_cfg)
         return
-    from llava_core.data.instruct.rule_teacher import RULE_TEACHER_MODEL, RuleTeacher, serve
+    if teacher_cfg.kind != "rule":
+        yield CachedChat(teacher_cfg.model, OpenAIChat(teacher_cfg), cache_path, teacher_cfg)
+        return
+    from llava_core.prepare.instruct.rule_teacher import RULE_TEACHER_MODEL, RuleTeacher, serve
 
     model = str(teacher_cfg.model or RULE_TEACHER_MODEL)
     server = serve(RuleTeacher(model))
@@ -62,7 +68,7 @@ def teacher_judge(teacher_cfg, cache_path: Path) -> Iterator:
         client_cfg = SimpleNamespace(kind="openai", model=model, base_url=f"http://127.0.0.1:{server.server_port}",
                                      api_key_env=teacher_cfg.api_key_env, timeout_s=teacher_cfg.timeout_s,
                                      max_retries=teacher_cfg.max_retries, backoff_s=teacher_cfg.backoff_s)
-        yield Judge(client_cfg, cache_path, backend=OpenAIChat(client_cfg))
+        yield CachedChat(model, OpenAIChat(client_cfg), cache_path, client_cfg)
     finally:
         server.shutdown()
         server.server_close()
@@ -80,11 +86,11 @@ def run_instruct(cfg: DictConfig, data_dir: Path, run, *, base_url: str | None =
                  progress: bool = True) -> dict:
     """Regenerate LLaVA-Instruct into ``<data_dir>/instruct/``; return the manifest."""
     from llava_core.data.formats import write_llava_records
-    from llava_core.data.instruct.context import coco_facts
-    from llava_core.data.instruct.generate import generate_instruct
-    from llava_core.data.instruct.prompts import load_prompts
     from llava_core.io import write_json
     from llava_core.prepare.download_stage import fetch_declared
+    from llava_core.prepare.instruct.context import coco_facts
+    from llava_core.prepare.instruct.generate import generate_instruct
+    from llava_core.prepare.instruct.prompts import load_prompts
 
     ins = cfg.data.instruct
     gen = ins.generate
@@ -105,11 +111,11 @@ def run_instruct(cfg: DictConfig, data_dir: Path, run, *, base_url: str | None =
              len(prompts), gen.teacher.model, gen.teacher.kind)
 
     out = Path(outputs("instruct", str(data_dir))["records"])
-    with teacher_judge(gen.teacher, data_dir / CACHE) as judge:
-        records, manifest = generate_instruct(chosen, prompts, judge, seed=gen.seed, temperature=gen.temperature,
+    with teacher_chat(gen.teacher, data_dir / CACHE) as teacher:
+        records, manifest = generate_instruct(chosen, prompts, teacher, seed=gen.seed, temperature=gen.temperature,
                                               max_tokens=gen.max_tokens, workers=gen.teacher.concurrency,
                                               detail_prompts=tuple(gen.detail_instructions), progress=progress)
-    manifest.update(teacher={"kind": gen.teacher.kind, "model": judge.name, "served_by": sorted(judge.served)},
+    manifest.update(teacher={"kind": gen.teacher.kind, "model": teacher.name, "served_by": sorted(teacher.served)},
                     images={"captioned": len(facts), "asked": len(chosen)}, seed=gen.seed,
                     prompts_sha256=checksums, sources={k: v.get("sha256") for k, v in lock["sources"].items()},
                     records=len(records), cost_usd=cost_usd(manifest["tokens"], gen.teacher))

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llava_core.data.synthetic.benchmarks.common import KitWriter, Written
-from llava_core.data.synthetic.scenes import SHORT_ANSWER, Stream, unique_ints
-from llava_core.data.synthetic.tasks import guess_odds, short_qa
-from llava_core.evaluate.benchmarks.vqav2 import VQAv2
+from llava_core.evalkit.vqav2 import VQAv2Kit
+from llava_core.synthetic.benchmarks.common import KitWriter, Written
+from llava_core.synthetic.scenes import SHORT_ANSWER, Stream, unique_ints
+from llava_core.synthetic.tasks import guess_odds, short_qa
 
 
 def write(eval_root: Path, seed: int, image_size: int, n: int) -> Written:
     """``n`` test-dev questions and the full test2015 file, a superset whose extra questions are
     never asked but must appear (unanswered) in the EvalAI upload."""
-    kit, st = KitWriter(VQAv2(), eval_root), Stream(seed, "eval-vqav2", image_size)
+    kit, st = KitWriter(VQAv2Kit(), eval_root), Stream(seed, "eval-vqav2", image_size)
     rng = st.rng
     images = kit.folder("images")
     dev, extra, annotations, odds = [], [], [], []

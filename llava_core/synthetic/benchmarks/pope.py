@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llava_core.data.synthetic.benchmarks.common import KitWriter, Written
-from llava_core.data.synthetic.scenes import SHORT_ANSWER, Stream, article, distractor, unique_ints
-from llava_core.evaluate.benchmarks.pope import POPE
+from llava_core.evalkit.pope import POPEKit
+from llava_core.synthetic.benchmarks.common import KitWriter, Written
+from llava_core.synthetic.scenes import SHORT_ANSWER, Stream, article, distractor, unique_ints
 
 CATEGORIES = ("adversarial", "popular", "random")  # file order of the real llava_pope_test.jsonl
 ID_OFFSET = {"adversarial": 0, "random": 10_000_000, "popular": 20_000_000}  # as the real file
@@ -16,7 +16,7 @@ ID_OFFSET = {"adversarial": 0, "random": 10_000_000, "popular": 20_000_000}  # a
 def write(eval_root: Path, seed: int, image_size: int, n: int, popular: list[tuple[str, str]]) -> Written:
     """``n`` questions per split (1 yes + 1 no per image); the yes questions are shared. ``popular``:
     the (colour, shape) pairs by training frequency, most frequent first. ``rows``: ``questions``."""
-    kit, st = KitWriter(POPE(), eval_root), Stream(seed, "eval-pope", image_size)
+    kit, st = KitWriter(POPEKit(), eval_root), Stream(seed, "eval-pope", image_size)
     rng = st.rng
     folder = kit.folder("images")
     n_images = n // 2
@@ -46,5 +46,5 @@ def write(eval_root: Path, seed: int, image_size: int, n: int, popular: list[tup
         kit.jsonl("labels", rows, split=cat)
     kit.jsonl("questions", questions)
     kit.written.rows.update(questions=questions)
-    kit.written.chance = POPE.chance  # half the labels "yes" in every split, as in real POPE: F1 2/3 for "yes"
+    kit.written.chance = POPEKit.chance  # half the labels "yes" in every split, as in real POPE: F1 2/3 for "yes"
     return kit.written

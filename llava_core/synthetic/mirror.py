@@ -8,8 +8,8 @@ import os
 import tarfile
 from pathlib import Path
 
-from llava_core.data.synthetic.world import EVAL, FINETUNE, INSTRUCT, PRETRAIN
 from llava_core.io import atomic_write, sha256_file, write_json
+from llava_core.synthetic.world import EVAL, FINETUNE, INSTRUCT, PRETRAIN
 
 MIRROR_PARTS = (PRETRAIN, FINETUNE, EVAL, INSTRUCT)
 

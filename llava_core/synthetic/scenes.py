@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from llava_core.evaluate.benchmarks.base import LETTER_SUFFIX, SHORT_ANSWER_SUFFIX
+from llava_core.evalkit import LETTER_SUFFIX, SHORT_ANSWER_SUFFIX
 
 #: The prompt suffixes of the official short-answer and multiple-choice questions.
 SHORT_ANSWER, LETTER_ANSWER = SHORT_ANSWER_SUFFIX, LETTER_SUFFIX

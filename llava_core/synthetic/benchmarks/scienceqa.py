@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from llava_core.data.formats import IMAGE_TOKEN
-from llava_core.data.synthetic.benchmarks.common import KitWriter, Written
-from llava_core.data.synthetic.scenes import COLORS, SHAPES, Stream, option_lines, unique_ints
-from llava_core.evaluate.benchmarks.scienceqa import ScienceQA
+from llava_core.evalkit.scienceqa import ScienceQAKit
+from llava_core.synthetic.benchmarks.common import KitWriter, Written
+from llava_core.synthetic.scenes import COLORS, SHAPES, Stream, option_lines, unique_ints
 
 IMAGE_NAME = "image.png"  # every problem's image, in a folder named after the problem
 
@@ -16,7 +16,7 @@ IMAGE_NAME = "image.png"  # every problem's image, in a folder named after the p
 def write(eval_root: Path, seed: int, image_size: int, n: int) -> Written:
     """``n`` problems; about 20% are text-only, as in the real test split. ``rows``: ``questions``
     (the conversation records) and ``problems``."""
-    kit, st = KitWriter(ScienceQA(), eval_root), Stream(seed, "eval-scienceqa", image_size)
+    kit, st = KitWriter(ScienceQAKit(), eval_root), Stream(seed, "eval-scienceqa", image_size)
     rng = st.rng
     pids = sorted(unique_ints(rng, n, 1, 25_000))
     n_text = max(1, n // 5) if n else 0

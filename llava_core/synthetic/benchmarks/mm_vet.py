@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llava_core.data.synthetic.benchmarks.common import KitWriter, Written
-from llava_core.data.synthetic.scenes import Stream
-from llava_core.evaluate.benchmarks.mm_vet import MMVet, grader_key
+from llava_core.evalkit.mm_vet import MMVetKit, grader_key
+from llava_core.synthetic.benchmarks.common import KitWriter, Written
+from llava_core.synthetic.scenes import Stream
 
 
 def write(eval_root: Path, seed: int, image_size: int, n: int) -> Written:
-    kit, st = KitWriter(MMVet(), eval_root), Stream(seed, "eval-mm-vet", image_size)
+    kit, st = KitWriter(MMVetKit(), eval_root), Stream(seed, "eval-mm-vet", image_size)
     rng = st.rng
     images = kit.folder("images")
     rows, meta, odds = [], {}, []
