@@ -1,7 +1,8 @@
-# LLaVA-1.5, reproduced end to end. The DAG, per experiment in config/config.yaml:
+# LLaVA-1.5, reproduced end to end. The DAG, per variant (an experiment preset in config/config.yaml,
+# plus overrides, or a point of a sweep):
 #   synthesize (tiny only) -> download -> [instruct: regenerated LLaVA-Instruct, if enabled] -> filter
 #   -> pretrain -> finetune (a released checkpoint instead: import_checkpoint) -> evaluate (per benchmark)
-#   -> report, and one summary across experiments.
+#   -> report, and one summary across variants. A stage two variants share runs once (docs/experiments.md).
 # Every rule calls the `llava-core` CLI; hyperparameters live in the Hydra presets under config/.
 from snakemake.utils import min_version
 
@@ -39,5 +40,5 @@ include: "workflow/rules/report.smk"
 rule all:
     input:
         summary=LAYOUT["summary"]["outputs"]["md"],
-        reports=[STAGES[(e, "report", None)]["outputs"]["md"] for e in EXPERIMENTS],
+        reports=[REPORTS[v]["outputs"]["md"] for v in VARIANTS],
     default_target: True

@@ -20,9 +20,11 @@ from llava_core.config.compose import (
     load_experiment,
     stage_config,
     stage_resources,
+    stage_seed,
     to_dict,
 )
 from llava_core.io import FormatError, write_json
+from llava_core.plan.layout import default_dir
 from llava_core.plan.stage import Stage
 
 log = logging.getLogger("llava_core")
@@ -37,15 +39,32 @@ def _setup_logging() -> None:
 
 
 def _load(args) -> object:
-    """Compose the experiment; overrides from --overrides-file come first, then each -o."""
-    if getattr(args, "overrides_file", None):
-        from llava_core.io import read_json
+    """Compose the experiment: from ``--job FILE`` (the workflow's: preset, overrides, variant), or
+    the positional preset; overrides from --overrides-file come first, then each -o. Sets
+    ``args.variant``, the variant's name (``plan/variants.py``)."""
+    from llava_core.io import read_json
 
+    if getattr(args, "job", None):
+        spec = read_json(args.job)
+        if not isinstance(spec, dict) or not {"experiment", "overrides", "variant"} <= set(spec):
+            raise FormatError(args.job, None, "expected a job file with experiment, overrides and variant",
+                              "the workflow writes these under <results>/.jobs/")
+        args.experiment, args.variant, args.job_spec = spec["experiment"], spec["variant"], spec
+        args.override = [*spec["overrides"], *args.override]
+    if getattr(args, "overrides_file", None):
         listed = read_json(args.overrides_file)
         if not isinstance(listed, list) or not all(isinstance(o, str) for o in listed):
             raise FormatError(args.overrides_file, None, "expected a JSON list of KEY=VALUE strings")
         args.override = [*listed, *args.override]
-    return load_experiment(args.experiment, args.override)
+    if not args.experiment:
+        raise ConfigError("name an experiment preset (e.g. tiny) or give --job FILE")
+    cfg = load_experiment(args.experiment, args.override)
+    if not getattr(args, "variant", None):
+        from llava_core.plan.variants import Variant, name_variant
+
+        preset_cfg = load_experiment(args.experiment) if args.override else cfg
+        args.variant = name_variant(Variant(args.experiment, tuple(args.override)), cfg, preset_cfg).name
+    return cfg
 
 
 def _write_resolved(cfg, out_dir: Path, stage: Stage, overrides: list[str]) -> None:
@@ -72,9 +91,11 @@ def _parent_config(cfg) -> dict:
     return {k: v for k, v in whole.items() if k not in unused}
 
 
-def _run(cfg, stage: Stage, args, exp_dir: Path | None, run_name: str | None = None):
-    """The MLflow child run of a stage. Experiment stages nest under a parent carrying the whole
-    resolved config, named after what differs from the preset; dataset stages nest under a
+def _run(cfg, stage: Stage, args, exp_dir: Path | None, run_name: str | None = None,
+         record_dir: Path | None = None):
+    """The MLflow child run of a stage, recorded in ``record_dir`` (its folder, where the variants
+    sharing it find it). Experiment stages nest under their variant's parent run, named after the
+    variant and carrying its whole resolved config, sweep axes and group; dataset stages nest under a
     ``data:<name>`` parent carrying the data config."""
     from llava_core.tracking import stage_run, variant_label
 
@@ -82,17 +103,24 @@ def _run(cfg, stage: Stage, args, exp_dir: Path | None, run_name: str | None = N
     parent = _parent_config(cfg)
     if run_name:
         return stage_run(cfg, stage, args.results, exp_dir, params, run_name=run_name,
-                         parent_config={"data": parent["data"]})
-    label, note = cfg.name, ""
+                         parent_config={"data": parent["data"]}, record_dir=record_dir)
+    note = ""
     if args.override:  # compose the preset alone only when something may differ from it
-        label, note = variant_label(cfg.name, parent, _parent_config(load_experiment(args.experiment)),
-                                    list(args.override))
-    return stage_run(cfg, stage, args.results, exp_dir, params, parent_config=parent, parent_label=label,
-                     parent_note=note)
+        _, note = variant_label(cfg.name, parent, _parent_config(load_experiment(args.experiment)),
+                                list(args.override))
+    spec = getattr(args, "job_spec", None) or {}
+    tags = {"llava.variant": args.variant, "llava.preset": cfg.name, "llava.group": spec.get("group", args.variant)}
+    if spec.get("sweep"):
+        tags["llava.sweep"] = spec["sweep"]
+    axes = {f"sweep.{k}": v for k, v in (spec.get("axes") or {}).items()}
+    return stage_run(cfg, stage, args.results, exp_dir, params, run_name=args.variant, parent_config=parent,
+                     parent_label=args.variant, parent_note=note, parent_tags=tags, parent_params=axes,
+                     record_dir=record_dir)
 
 
 def _exp_dir(args, cfg) -> Path:
-    return Path(args.results) / cfg.name
+    """The variant's folder: its report, and the record of its MLflow parent run."""
+    return Path(args.results) / args.variant
 
 
 # ----------------------------------------------------------------------------- commands
@@ -112,7 +140,7 @@ def cmd_config(args) -> int:
         res = st.resources
         world = max(1, res.gpus) * res.nodes
         targs = training_arguments(st, world_size=world, output_dir=f"<results>/{cfg.name}/{stage.key}/checkpoints",
-                                   seed=cfg.seed, on_gpu=res.gpus > 0)
+                                   seed=stage_seed(cfg, stage.kind), on_gpu=res.gpus > 0)
         targs.pop("deepspeed")
         out.update({
             "world_size": world,
@@ -132,10 +160,17 @@ def cmd_config(args) -> int:
 
 
 def cmd_plan(args) -> int:
-    from llava_core.plan.build import plan
+    """Every variant of the presets (comma-separated) x the sweep, planned in one process."""
+    from llava_core.plan.build import plan_all
 
-    _load(args)  # merges --overrides-file and reports bad input like every other command
-    print(json.dumps(plan(args.experiment, args.override, results=args.results)))
+    if getattr(args, "overrides_file", None):
+        from llava_core.io import read_json
+
+        args.override = [*read_json(args.overrides_file), *args.override]
+    presets = [p.strip() for p in (args.experiment or "").split(",") if p.strip()]
+    if not presets:
+        raise ConfigError("name at least one experiment preset (e.g. tiny, or tiny,llava-v1.5-7b)")
+    print(json.dumps(plan_all(presets, args.override, args.sweep, results=args.results)))
     return 0
 
 
@@ -181,7 +216,7 @@ def cmd_download(args) -> int:
 
     cfg = _load(args)
     data_dir = Path(args.data_dir)
-    with _run(cfg, Stage("download"), args, data_dir, run_name=f"data:{cfg.data.name}") as run:
+    with _run(cfg, Stage("download"), args, data_dir, run_name=f"data:{data_dir.name}") as run:
         summary = run_download(cfg, data_dir, run, workers=args.workers, mirror=args.mirror, base_url=args.base_url)
     _write_resolved(cfg, data_dir / "config", Stage("download"), args.override)
     # The job's output: a summary of what was verified. The lock itself is not a Snakemake output,
@@ -199,9 +234,10 @@ def cmd_instruct(args) -> int:
         raise ConfigError(f"experiment {cfg.name!r} does not regenerate LLaVA-Instruct: set "
                           "data.instruct.generate.enabled=true (and data.instruct, see docs/instruct.md)")
     data_dir = Path(args.data_dir)
-    with _run(cfg, Stage("instruct"), args, data_dir, run_name=f"data:{cfg.data.name}") as run:
-        run_instruct(cfg, data_dir, run, base_url=args.base_url, workers=args.workers)
-    _write_resolved(cfg, data_dir / "instruct", Stage("instruct"), args.override)
+    out = Path(args.out or default_dir(str(data_dir), "instruct"))
+    with _run(cfg, Stage("instruct"), args, data_dir, run_name=f"data:{data_dir.name}", record_dir=out) as run:
+        run_instruct(cfg, data_dir, run, out_dir=out, base_url=args.base_url, workers=args.workers)
+    _write_resolved(cfg, out, Stage("instruct"), args.override)
     return 0
 
 
@@ -210,10 +246,12 @@ def cmd_filter(args) -> int:
 
     cfg = _load(args)
     data_dir = Path(args.data_dir)
-    with _run(cfg, Stage("filter"), args, data_dir, run_name=f"data:{cfg.data.name}") as run:
-        run_filter(cfg, data_dir, run, workers=args.workers or cfg.data.filter.workers)
+    out = Path(args.out or default_dir(str(data_dir), "filter"))
+    instruct = Path(args.instruct or default_dir(str(data_dir), "instruct"))
+    with _run(cfg, Stage("filter"), args, data_dir, run_name=f"data:{data_dir.name}", record_dir=out) as run:
+        run_filter(cfg, data_dir, run, out_dir=out, instruct_dir=instruct, workers=args.workers or cfg.data.filter.workers)
         run.finish_parent()
-    _write_resolved(cfg, data_dir / "filtered", Stage("filter"), args.override)
+    _write_resolved(cfg, out, Stage("filter"), args.override)
     return 0
 
 
@@ -248,18 +286,20 @@ def _train(args, stage: Stage, save_outputs) -> int:
         if status is not None:
             return status
     init = Path(args.init) if getattr(args, "init", None) else None
+    filtered = Path(args.filtered or default_dir(args.data_dir, "filter"))
+    records = Path(outputs("filter", str(filtered))[f"{stage.kind}_index"])
     if not is_main_process():  # torchrun workers: rank 0 alone writes the config and the MLflow run
         train_stage(cfg, stage.kind, data_dir=Path(args.data_dir), out_dir=out, run=NullRun(),
-                    save_outputs=save_outputs, init_dir=init)
+                    save_outputs=save_outputs, init_dir=init, records_path=records)
         abort_at_exit()
         return 0
     _write_resolved(cfg, out, stage, args.override)
-    with _run(cfg, stage, args, _exp_dir(args, cfg)) as run:
+    with _run(cfg, stage, args, _exp_dir(args, cfg), record_dir=out) as run:
         from llava_core.train.dataset_input import log_training_dataset
 
-        log_training_dataset(run, cfg, Path(args.data_dir), stage.kind)
+        log_training_dataset(run, cfg, filtered, stage.kind)
         train_stage(cfg, stage.kind, data_dir=Path(args.data_dir), out_dir=out, run=run,
-                    save_outputs=save_outputs, init_dir=init)
+                    save_outputs=save_outputs, init_dir=init, records_path=records)
         run.log_artifact(out / "config.yaml")
         run.log_artifact(out / "metrics.json")
     abort_at_exit()
@@ -284,7 +324,7 @@ def cmd_evaluate(args) -> int:
         log.info("%s: shard %d/%d answers in %s", args.benchmark, k, n, path)
         return 0
     _write_resolved(cfg, out, stage, args.override)
-    with _run(cfg, stage, args, _exp_dir(args, cfg)) as run:
+    with _run(cfg, stage, args, _exp_dir(args, cfg), record_dir=out) as run:
         res = evaluate_benchmark(cfg, args.benchmark, model_dir=Path(args.model), eval_root=eval_root,
                                  out_dir=out, run=run, merge_shards_n=args.merge_shards)
         run.log_artifact(out / "config.yaml")
@@ -322,24 +362,44 @@ def _tiny_note(scores: dict[str, dict], released: bool = False) -> str:
     return note
 
 
+def _variant_stages(args) -> dict[str, str]:
+    """Stage key -> folder of every stage the variant uses: from the workflow's job file, else
+    planned here (a report run by hand)."""
+    spec = getattr(args, "job_spec", None) or {}
+    if "stages" in spec:
+        return dict(spec["stages"])
+    from llava_core.plan.build import plan_all
+
+    p = plan_all([args.experiment], args.override, None, results=str(args.results))
+    (variant,) = p["variants"].values()
+    return {key: p["stages"][job]["dir"] for key, job in variant["stages"].items()}
+
+
 def cmd_report(args) -> int:
-    from llava_core.evaluate.report import write_report
+    from llava_core.evaluate.report import link_stages, read_group_scores, write_report
     from llava_core.io import read_json
-    from llava_core.plan.layout import outputs, stage_dir
+    from llava_core.plan.layout import outputs
 
     cfg = _load(args)
     out = Path(args.out)
+    dirs = _variant_stages(args)
     scores = {}
     for bench in cfg.evaluation.benchmarks:
-        stage = Stage.evaluate(bench)
-        folder = (str(Path(args.eval_dir) / bench) if args.eval_dir
-                  else stage_dir(str(args.results), stage, experiment=cfg.name))
+        folder = str(Path(args.eval_dir) / bench) if args.eval_dir else dirs[f"eval/{bench}"]
         scores[bench] = read_json(outputs("evaluate", folder)["scores"])
+    spec = getattr(args, "job_spec", None) or {}
+    group = read_group_scores(spec.get("group_scores") or {})  # the seeds of this configuration, if any
     _write_resolved(cfg, out / "report_config", Stage("report"), args.override)
+    write_json(out / "report_config" / "variant.json",
+               {"variant": args.variant, "preset": cfg.name, "group": spec.get("group", args.variant),
+                "sweep": spec.get("sweep", ""), "axes": spec.get("axes", {}), "overrides": list(args.override)})
     with _run(cfg, Stage("report"), args, _exp_dir(args, cfg)) as run:
         note = _tiny_note(scores, released=cfg.get("released") is not None) if cfg.data.get("synthetic") else ""
-        rows = write_report(cfg.name, cfg.paper_row, scores, out, note=note)
-        _report_figures(args, cfg, out)
+        rows = write_report(args.variant, cfg.paper_row, scores, out, note=note,
+                            group=(spec.get("group", ""), group) if len(group) > 1 else None)
+        _report_figures(cfg, out, dirs, args.variant)
+        stage_runs = link_stages(out, {k: d for k, d in dirs.items() if k != "report"})
+        run.link_stage_runs(stage_runs)
         run.log_metrics({f"report/{r['benchmark']}/{k}": r[k] for r in rows for k in ("delta", "above_chance")
                          if r[k] is not None})
         for name in ("report.md", "report.csv", "report.png"):
@@ -350,14 +410,14 @@ def cmd_report(args) -> int:
     return 0
 
 
-def _report_figures(args, cfg, out: Path) -> None:
+def _report_figures(cfg, out: Path, dirs: dict[str, str], title: str) -> None:
     """The rest of the report's outputs (``snakemake --report``): each training stage's loss and
     learning-rate curves from its ``metrics.json``, and the filter manifest's kept/dropped counts.
-    An input missing under ``--results`` (a report of scores from elsewhere) is skipped, said so."""
+    An input that is missing (a report of scores from elsewhere) is skipped, said so."""
     from llava_core.evaluate.curves import plot_training_curves
     from llava_core.evaluate.data_summary import write_data_summary
     from llava_core.io import read_json
-    from llava_core.plan.layout import outputs, stage_dir
+    from llava_core.plan.layout import outputs
     from llava_core.plan.stage import TRAIN_KINDS
 
     mine = outputs("report", str(out))
@@ -366,22 +426,71 @@ def _report_figures(args, cfg, out: Path) -> None:
         from llava_core.io import atomic_write
 
         for kind in TRAIN_KINDS:
-            plot_note(f"{cfg.name} {kind}", "a released checkpoint, evaluated as it is: not trained here",
+            plot_note(f"{title} {kind}", "a released checkpoint, evaluated as it is: not trained here",
                       Path(mine[f"{kind}_curves"]))
         with atomic_write(mine["data_summary"]) as fh:
             fh.write("count\n")
         return
     for kind in TRAIN_KINDS:
-        metrics = Path(outputs(kind, stage_dir(str(args.results), Stage(kind), experiment=cfg.name))["metrics"])
-        if metrics.is_file():
-            plot_training_curves(read_json(metrics), f"{cfg.name} {kind}", Path(mine[f"{kind}_curves"]))
+        metrics = Path(outputs(kind, dirs[kind])["metrics"]) if kind in dirs else None
+        if metrics is not None and metrics.is_file():
+            plot_training_curves(read_json(metrics), f"{title} {kind}", Path(mine[f"{kind}_curves"]))
         else:
             log.warning("report: no %s, so no %s curves", metrics, kind)
-    manifest = Path(outputs("filter", stage_dir(str(args.results), Stage("filter"), dataset=cfg.data.name))["manifest"])
-    if manifest.is_file():
+    manifest = Path(outputs("filter", dirs["filter"])["manifest"]) if "filter" in dirs else None
+    if manifest is not None and manifest.is_file():
         write_data_summary(read_json(manifest), Path(mine["data_summary"]))
     else:
         log.warning("report: no %s, so no data summary", manifest)
+
+
+def _plan_of_args(args) -> dict:
+    """``plan_all`` of the presets (comma-separated), overrides and sweep a command was given."""
+    from llava_core.plan.build import plan_all
+
+    presets = [p.strip() for p in (args.experiment or "").split(",") if p.strip()]
+    if not presets:
+        raise ConfigError("name the experiment presets whose variants to keep (e.g. tiny,llava-v1.5-7b)")
+    return plan_all(presets, args.override, args.sweep, results=str(args.results))
+
+
+def cmd_runs(args) -> int:
+    """List the variants, the stage folders each uses, their sizes and status."""
+    from llava_core.plan.inventory import human, runs_table
+
+    rows = runs_table(_plan_of_args(args))
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    for name in dict.fromkeys(r["variant"] for r in rows):
+        mine = [r for r in rows if r["variant"] == name]
+        print(f"{name}  (group {mine[0]['group']})")
+        for r in mine:
+            shared = f", shared by {r['shared_by']} variants" if r["shared_by"] > 1 else ""
+            print(f"  {r['stage']:<18} {r['status']:<9} {human(r['bytes']):>9}  {r['dir']}{shared}")
+    return 0
+
+
+def cmd_gc(args) -> int:
+    """List (and with --yes delete) the stage and variant folders no listed variant uses."""
+    from llava_core.plan.inventory import collect, delete, human, snakemake_locked
+
+    results = Path(args.results)
+    found = collect(_plan_of_args(args), results, list(args.keep))
+    for cand, size in found:
+        print(f"{human(size):>9}  {cand.kind:<9} {cand.path}")
+    total = sum(size for _, size in found)
+    print(f"{len(found)} folders no listed variant uses, {human(total)}")
+    if not found or not args.yes:
+        if found:
+            print("nothing deleted: run again with --yes to delete them")
+        return 0
+    if snakemake_locked(Path(args.workdir)):
+        print(f"llava-core gc: error: Snakemake holds the lock of {Path(args.workdir).resolve()} "
+              "(.snakemake/locks): a running job's outputs may look unused; nothing deleted", file=sys.stderr)
+        return 1
+    print(f"deleted {len(found)} folders, freed {human(delete(found))}")
+    return 0
 
 
 def cmd_mlflow_sync(args) -> int:
@@ -419,7 +528,7 @@ def cmd_import(args) -> int:
         raise ConfigError(f"experiment {cfg.name!r} trains its model; `import` is for presets with released: "
                           "(e.g. llava-v1.5-7b-released)")
     out = Path(args.out)
-    with _run(cfg, Stage("import"), args, _exp_dir(args, cfg)) as run:
+    with _run(cfg, Stage("import"), args, _exp_dir(args, cfg), record_dir=out) as run:
         run_import(cfg, Path(args.data_dir), out, run, base_url=args.base_url, workers=args.workers)
     _write_resolved(cfg, out, Stage("import"), args.override)
     return 0
@@ -445,11 +554,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     def exp_cmd(name: str, help_: str, fn, results: bool = True) -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help_)
-        sp.add_argument("experiment", help="preset name, e.g. tiny or llava-v1.5-7b")
+        sp.add_argument("experiment", nargs="?", help="preset name, e.g. tiny or llava-v1.5-7b")
         sp.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
                         help="Hydra override, e.g. finetune.learning_rate=1e-4 (repeatable)")
         sp.add_argument("--overrides-file", metavar="JSON",
-                        help="a JSON list of overrides applied before -o (the workflow passes its run's)")
+                        help="a JSON list of overrides applied before -o")
+        sp.add_argument("--job", metavar="JSON", help="the workflow's job file: preset, overrides and variant "
+                        "(instead of the positional preset)")
         if results:
             sp.add_argument("--results", default="results", help="results folder (MLflow store, experiment dirs)")
         sp.set_defaults(fn=fn)
@@ -457,8 +568,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = exp_cmd("config", "print the resolved config (of one stage) as JSON", cmd_config, results=False)
     sp.add_argument("--stage", help="download, filter, pretrain, finetune, eval/<benchmark> or report")
-    exp_cmd("plan", "print every stage's config and code digests, outputs and job resources (for the workflow)",
-            cmd_plan)
+    sp = exp_cmd("plan", "print every variant and every stage (identity, folder, config and code digests, "
+                 "outputs, job resources) of the presets (comma-separated) and a sweep, for the workflow", cmd_plan)
+    sp.add_argument("--sweep", help="axes KEY=V1,V2 (space-separated; a grid), or a file under config/sweeps/")
     sp = exp_cmd("synthesize", "generate the tiny world and pack it as a local mirror", cmd_synthesize, results=False)
     sp.add_argument("--out", required=True, help="mirror folder")
     sp = exp_cmd("download", "fetch and verify the dataset's sources", cmd_download)
@@ -469,15 +581,19 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", help="summary of what was verified (default: <data-dir>/download.json)")
     sp = exp_cmd("instruct", "regenerate LLaVA-Instruct with a teacher chat model (data.instruct)", cmd_instruct)
     sp.add_argument("--data-dir", required=True)
+    sp.add_argument("--out", help="the records' folder (default: <data-dir>/instruct)")
     sp.add_argument("--base-url", help="base URL for relative source URLs (default: data.base_url)")
     sp.add_argument("--workers", type=int, default=4, help="parallel downloads of the teacher's sources")
     sp = exp_cmd("filter", "drop bad records and write the training sets and a manifest", cmd_filter)
     sp.add_argument("--data-dir", required=True)
+    sp.add_argument("--out", help="the training sets' folder (default: <data-dir>/filtered)")
+    sp.add_argument("--instruct", help="the regenerated LLaVA-Instruct's folder (default: <data-dir>/instruct)")
     sp.add_argument("--workers", type=int, help="processes checking images (default: data.filter.workers)")
     for stage, help_ in (("pretrain", "stage 1: train the projector"),
                          ("finetune", "stage 2: visual instruction tuning")):
         sp = exp_cmd(stage, help_, cmd_pretrain if stage == "pretrain" else cmd_finetune)
         sp.add_argument("--data-dir", required=True)
+        sp.add_argument("--filtered", help="the filter's folder of training sets (default: <data-dir>/filtered)")
         sp.add_argument("--out", required=True)
         sp.add_argument("--no-launch", action="store_true",
                         help="run in this process even if the stage asks for several GPUs or nodes "
@@ -510,9 +626,23 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(fn=cmd_score)
     sp = exp_cmd("report", "tabulate the experiment's scores beside the paper's; draw its training curves "
                  "and summarise its data's filter manifest", cmd_report)
-    sp.add_argument("--eval-dir", help="folder holding <benchmark>/scores.json (default: the experiment's "
-                    "evaluation folders under --results)")
+    sp.add_argument("--eval-dir", help="folder holding <benchmark>/scores.json (default: the variant's "
+                    "evaluation folders under --results, from its job file or its plan)")
     sp.add_argument("--out", required=True)
+    for name, help_, fn in (("runs", "list the variants, the stage folders each uses, their sizes and status",
+                             cmd_runs),
+                            ("gc", "list the stage and variant folders no listed variant uses; delete them with "
+                             "--yes", cmd_gc)):
+        sp = exp_cmd(name, help_, fn)
+        sp.add_argument("--sweep", help="axes KEY=V1,V2 (space-separated), or a file under config/sweeps/")
+        if name == "runs":
+            sp.add_argument("--json", action="store_true", help="one JSON row per variant and stage")
+        else:
+            sp.add_argument("--keep", nargs="*", default=[], metavar="VARIANT",
+                            help="variants (folder names under --results) whose stages to keep as well")
+            sp.add_argument("--yes", action="store_true", help="delete what is listed")
+            sp.add_argument("--workdir", default=".", help="the workflow's working folder, whose Snakemake "
+                            "lock (.snakemake/locks) stops any deletion (default: .)")
     sp = sub.add_parser("mlflow-sync", help="send runs recorded while MLflow was unreachable")
     sp.add_argument("--results", default="results")
     sp.set_defaults(fn=cmd_mlflow_sync)

@@ -115,12 +115,16 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def parent_run_id(client, experiment_id: str, run_name: str, exp_dir: Path, uri: str,
-                  config: Mapping[str, Any] | None = None, label: str | None = None, note: str = "") -> str:
+                  config: Mapping[str, Any] | None = None, label: str | None = None, note: str = "",
+                  tags: Mapping[str, str] | None = None, extra_params: Mapping[str, Any] | None = None) -> str:
     """The parent run of this experiment configuration, created by the first job that asks.
 
     A changed configuration (e.g. another learning rate) gets a new parent, so two variants sit
     side by side in the runs table; stages rerun for it nest under the new parent. ``label`` names
-    it (default ``run_name``, the experiment), ``note`` is its description.
+    it (default ``run_name``, the experiment), ``note`` is its description, ``tags`` its own tags
+    (a variant's ``llava.variant``, ``llava.group``, ``llava.sweep``) and ``extra_params`` params
+    that do not identify it (the sweep axes that made the variant): both are added to a parent
+    that exists already (a variant run alone first, then as a point of a sweep, is one parent).
     """
     digest = hashlib.sha256(json.dumps(config or {}, sort_keys=True, default=str).encode()).hexdigest()[:16]
     record = exp_dir / "mlflow_parent.json"
@@ -129,19 +133,31 @@ def parent_run_id(client, experiment_id: str, run_name: str, exp_dir: Path, uri:
         entry = known.get(uri) or {}
         if entry.get("config") == digest:
             try:
-                if client.get_run(entry["run_id"]).info.lifecycle_stage == "active":
+                found = client.get_run(entry["run_id"])
+                if found.info.lifecycle_stage == "active":
+                    _update_parent(client, found, tags or {}, extra_params or {})
                     return entry["run_id"]
             except Exception:
                 log.warning("parent run %s is gone from %s; creating a new one", entry["run_id"], uri)
         tags = {"llava.role": "parent", "llava.experiment": run_name, "llava.config_hash": digest,
-                "llava_core.version": __version__, "git.commit": _git_commit()}
+                "llava_core.version": __version__, "git.commit": _git_commit(), **(tags or {})}
         if note:
             tags["mlflow.note.content"] = note  # the run's description in the UI
         run = client.create_run(experiment_id, run_name=label or run_name, tags=tags)
-        _log_params(client, run.info.run_id, config or {})
+        _log_params(client, run.info.run_id, {**(config or {}), **(extra_params or {})})
         known[uri] = {"run_id": run.info.run_id, "config": digest}
         write_json(record, known)
         return run.info.run_id
+
+
+def _update_parent(client, run, tags: Mapping[str, str], extra_params: Mapping[str, Any]) -> None:
+    """Add the tags and the params a parent does not have yet (params are write-once in MLflow)."""
+    for key, value in tags.items():
+        if run.data.tags.get(key) != value:
+            client.set_tag(run.info.run_id, key, value)
+    new = {k: v for k, v in flatten(dict(extra_params)).items() if k not in run.data.params}
+    if new:
+        _log_params(client, run.info.run_id, new)
 
 
 def _log_params(client, run_id: str, params: Mapping[str, Any]) -> None:
@@ -173,7 +189,9 @@ class StageRun:
     def create(cls, *, uri: str, experiment_name: str, run_name: str, stage: Stage, exp_dir: Path | None,
                params: Mapping[str, Any] | None = None, tags: Mapping[str, str] | None = None,
                parent_config: Mapping[str, Any] | None = None, journal_dir: Path | None = None,
-               parent_label: str | None = None, parent_note: str = "") -> StageRun:
+               parent_label: str | None = None, parent_note: str = "",
+               parent_tags: Mapping[str, str] | None = None, parent_params: Mapping[str, Any] | None = None
+               ) -> StageRun:
         """A new child run ``<run_name>/<stage>`` (under the experiment's parent when ``exp_dir`` is
         given, named ``parent_label`` and described by ``parent_note`` if it is created now);
         recorded in the journal if the server cannot be reached."""
@@ -182,7 +200,8 @@ class StageRun:
                   "exp_dir": str(exp_dir) if exp_dir is not None else None, "params": dict(params or {}),
                   "tags": {**_default_tags(stage.key, run_name), **(tags or {})},
                   "parent_config": dict(parent_config or {}), "parent_label": parent_label,
-                  "parent_note": parent_note}
+                  "parent_note": parent_note, "parent_tags": dict(parent_tags or {}),
+                  "parent_params": dict(parent_params or {})}
         try:
             run._create(**create)
         except Exception as e:  # noqa: BLE001 - any tracking failure must not stop the job
@@ -199,12 +218,13 @@ class StageRun:
         return run
 
     def _create(self, *, uri, experiment_name, run_name, stage, exp_dir, params, tags, parent_config,
-                parent_label=None, parent_note="") -> None:
+                parent_label=None, parent_note="", parent_tags=None, parent_params=None) -> None:
         self.client = _client(uri)
         experiment_id = _experiment_id(self.client, experiment_name)
         if exp_dir is not None:
             self.parent_id = parent_run_id(self.client, experiment_id, run_name, Path(exp_dir), uri, parent_config,
-                                           label=parent_label, note=parent_note)
+                                           label=parent_label, note=parent_note, tags=parent_tags,
+                                           extra_params=parent_params)
             tags = {**tags, "mlflow.parentRunId": self.parent_id}
         self.run_id = self.client.create_run(experiment_id, run_name=f"{run_name}/{stage}", tags=tags).info.run_id
         if params:
@@ -265,6 +285,12 @@ class StageRun:
         """Mark the parent done (the last stage of an experiment calls this)."""
         self._call("finish_parent", status=status)
 
+    def link_stage_runs(self, stage_runs: Mapping[str, str]) -> None:
+        """Record on the parent which run holds each stage the variant uses (``llava.stage_run.<stage>``
+        tags, and links in its description): a stage shared by several variants is one run, nested
+        under the variant that ran it first."""
+        self._call("link_stage_runs", stage_runs=dict(stage_runs))
+
     # -- the MLflow calls behind them ---------------------------------------------------------
     def _log_params(self, params) -> None:
         _log_params(self.client, self.run_id, params)
@@ -300,6 +326,19 @@ class StageRun:
     def _finish_parent(self, status) -> None:
         if self.parent_id:
             self.client.set_terminated(self.parent_id, status)
+
+    def _link_stage_runs(self, stage_runs) -> None:
+        if not self.parent_id or not stage_runs:
+            return
+        parent = self.client.get_run(self.parent_id)
+        for stage, run_id in stage_runs.items():
+            self.client.set_tag(self.parent_id, f"llava.stage_run.{stage}", run_id)
+        note = parent.data.tags.get("mlflow.note.content", "").split("\n\nStage runs")[0]
+        exp = parent.info.experiment_id
+        lines = [f"- {stage}: [{run_id}](#/experiments/{exp}/runs/{run_id})" for stage, run_id in stage_runs.items()]
+        self.client.set_tag(self.parent_id, "mlflow.note.content",
+                            (note + "\n\n" if note else "") + "Stage runs (shared stages run once, under the "
+                            "variant that ran them first):\n" + "\n".join(lines))
 
 
 def _default_tags(stage: str, run_name: str) -> dict[str, str]:
@@ -341,15 +380,18 @@ def pending_journals(results_dir: str | Path) -> list[Path]:
 @contextlib.contextmanager
 def stage_run(cfg, stage: Stage, results_dir: str | Path, exp_dir: Path | None, params: Mapping[str, Any],
               run_name: str | None = None, parent_config: Mapping[str, Any] | None = None,
-              parent_label: str | None = None, parent_note: str = "") -> Iterator[StageRun]:
-    """Open a child run for ``stage``; it ends FAILED if the block raises. ``parent_label`` and
-    ``parent_note`` name and describe the experiment's parent run if this job creates it.
+              parent_label: str | None = None, parent_note: str = "", parent_tags: Mapping[str, str] | None = None,
+              parent_params: Mapping[str, Any] | None = None, record_dir: Path | None = None) -> Iterator[StageRun]:
+    """Open a child run for ``stage``; it ends FAILED if the block raises. ``parent_label``,
+    ``parent_note`` and ``parent_tags`` name, describe and tag the variant's parent run if this job
+    creates it. The run's record (``.mlflow/<stage>.json``: its id) goes into ``record_dir`` (the
+    stage's folder, where the variants sharing the stage find it; default the experiment's folder).
 
     A stage preempted by SLURM (exit status 75 after a checkpoint) ends KILLED and leaves a note,
     so its rerun, which resumes training, re-attaches to the same run: one run, one loss curve.
     """
     uri = cfg.tracking.tracking_uri or default_tracking_uri(results_dir)
-    record_dir = Path(exp_dir or results_dir) / ".mlflow"
+    record_dir = Path(record_dir or exp_dir or results_dir) / ".mlflow"
     note = record_dir / f"{stage.slug}.preempted.json"
     journal_dir = record_dir / "pending"
     previous = json.loads(note.read_text()) if note.is_file() else None
@@ -367,8 +409,8 @@ def stage_run(cfg, stage: Stage, results_dir: str | Path, exp_dir: Path | None, 
     if run is None:
         run = StageRun.create(uri=uri, experiment_name=cfg.tracking.experiment_name, run_name=run_name or cfg.name,
                               stage=stage, exp_dir=exp_dir, params=params, parent_config=parent_config,
-                              parent_label=parent_label, parent_note=parent_note,
-                       journal_dir=journal_dir)
+                              parent_label=parent_label, parent_note=parent_note, parent_tags=parent_tags,
+                              parent_params=parent_params, journal_dir=journal_dir)
     try:
         yield run
     except SystemExit as e:

@@ -26,7 +26,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # The DAG's stages in order: each waits for the one before (the benchmarks run side by side).
-CHAIN = ("data/tiny/synthesize", "data/tiny/download", "data/tiny/filter", "tiny/pretrain", "tiny/finetune")
+CHAIN = ("synthesize", "download", "filter", "pretrain", "finetune")
+
+
+def chain_job(times: dict[str, float], kind: str) -> str:
+    """The benchmark-file name of the tiny DAG's ``kind`` job (``data/tiny/filter-<id>``,
+    ``stages/pretrain/<id>``: the layout of llava_core/plan/layout.py)."""
+    for name in times:
+        if name in (f"data/tiny/{kind}", f"stages/{kind}") or name.startswith((f"data/tiny/{kind}-",
+                                                                               f"stages/{kind}/")):
+            return name
+    return kind
 
 
 def job_times(results: Path) -> dict[str, float]:
@@ -61,8 +71,8 @@ def main() -> int:
         return 1
 
     times = job_times(results)
-    evals = {k: v for k, v in times.items() if k.startswith("tiny/eval/")}
-    chain = sum(times.get(k, 0.0) for k in CHAIN)
+    evals = {k: v for k, v in times.items() if k.startswith("stages/eval/")}
+    chain = sum(times.get(chain_job(times, k), 0.0) for k in CHAIN)
     rows = list(csv.DictReader(open(results / "tiny" / "report.csv", encoding="utf-8")))
     below = [r["title"] for r in rows if not float(r["above_chance"] or "nan") > 0]
     figures = {"wall_seconds": round(wall, 1), "cores": args.cores, "budget_seconds": args.budget,
@@ -75,7 +85,7 @@ def main() -> int:
     width = max(map(len, times))
     for k, v in sorted(times.items(), key=lambda kv: -kv[1]):
         print(f"  {k:<{width}}  {v:6.1f} s")
-    print(f"chain {' -> '.join(c.split('/')[-1] for c in CHAIN)}: {chain:.1f} s; "
+    print(f"chain {' -> '.join(CHAIN)}: {chain:.1f} s; "
           f"{len(evals)} evaluations: {sum(evals.values()):.1f} s of job time on {args.cores} cores")
     for r in rows:
         print(f"  {r['title']:<28} chance {float(r['chance']):7.1f}   ours {float(r['ours']):7.1f}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -96,3 +97,71 @@ def slurm_cluster_up() -> bool:
     except OSError:
         return False
     return proc.returncode == 0 and any(s in proc.stdout for s in ("idle", "mixed", "allocated"))
+
+
+# A small world and a few steps for the variant tests: what is under test is sharing and naming.
+SMALL_WORLD = ["data.synthetic.n_pretrain=200", "data.synthetic.n_finetune=400", "data.synthetic.n_eval=20",
+               "pretrain.max_steps=3", "finetune.max_steps=6"]
+SWEEP = "finetune.learning_rate=1e-3,2e-3 finetune.seed=1,2"
+
+
+def _jobs(stdout: str) -> dict[str, int]:
+    """Job counts from the 'Job stats' table of a dry run (empty when nothing is to be done)."""
+    import re
+
+    if "Nothing to be done" in stdout:
+        return {}
+    counts = {}
+    for line in stdout.split("Job stats:", 1)[1].splitlines()[3:]:
+        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if not m:
+            break
+        if m.group(1) != "total":
+            counts[m.group(1)] = int(m.group(2))
+    return counts
+
+
+@pytest.fixture(scope="session")
+def sweep_run(tmp_path_factory) -> dict:
+    """Configuration A (stage-2 learning rate 1e-3, stage-2 seed 1) on a small world, then B (2e-3,
+    seed 1), then A again, then the 2 x 2 sweep of learning rate x stage-2 seed, in one results
+    folder. Returns the folder, each step's planned jobs (from a dry run just before it), the files
+    of A after its first run and after the third, and the sweep's plan."""
+    import hashlib
+
+    results = tmp_path_factory.mktemp("sweep-results")
+    a = [*SMALL_WORLD, "finetune.learning_rate=1e-3", "finetune.seed=1"]
+    b = [*SMALL_WORLD, "finetune.learning_rate=2e-3", "finetune.seed=1"]
+    steps: dict[str, dict] = {}
+
+    def step(name: str, overrides: list[str], sweep: str | None = None) -> None:
+        config = [f"results={results}", "overrides=" + " ".join(overrides), *([f"sweep={sweep}"] if sweep else [])]
+        steps[name] = _jobs(run(["snakemake", "-n", "--cores", "1", "--config", *config]).stdout)
+        run(["snakemake", "--cores", "2", "--config", *config], timeout=1500)
+
+    def plan_of(overrides: list[str], sweep: str | None = None) -> dict:
+        return json.loads(run(["llava-core", "plan", "tiny", "--results", str(results),
+                               *[x for o in overrides for x in ("-o", o)], *(["--sweep", sweep] if sweep else [])]).stdout)
+
+    def files_of(plan: dict) -> dict[str, str]:
+        (name,) = plan["variants"]
+        folders = [Path(plan["stages"][job]["dir"]) for key, job in plan["variants"][name]["stages"].items()
+                   if key in ("finetune", "report") or key.startswith("eval/")]
+        out = {}
+        for d in folders:
+            for root, _dirs, names in os.walk(d, followlinks=False):  # not into the report's links
+                for n in names:
+                    f = Path(root) / n
+                    if ".mlflow" not in f.parts and not f.is_symlink():
+                        out[str(f)] = hashlib.sha256(f.read_bytes()).hexdigest()
+        return out
+
+    step("A", a)
+    plan_a = plan_of(a)
+    files_a = files_of(plan_a)
+    step("B", b)
+    step("A again", a)
+    files_a_again = files_of(plan_a)
+    step("sweep", SMALL_WORLD, SWEEP)
+    return {"results": results, "steps": steps, "files_a": files_a, "files_a_again": files_a_again,
+            "plan_a": plan_a, "plan_b": plan_of(b), "plan": plan_of(SMALL_WORLD, SWEEP)}

@@ -48,22 +48,24 @@ def test_stage_config_refuses_an_unlisted_benchmark():
 def test_plan_paths_are_the_layout_and_the_patterns_match_them(tmp_path):
     p = plan("tiny", results=str(tmp_path))
     st = p["stages"]
-    assert st["finetune"]["outputs"]["model"] == f"{tmp_path}/tiny/finetune/model"
+    assert st["finetune"]["outputs"]["model"] == f"{tmp_path}/stages/finetune/{st['finetune']['id']}/model"
     assert p["layout"]["finetune"]["folders"] == ["model"]
-    assert st["eval/pope"]["outputs"]["scores"] == f"{tmp_path}/tiny/eval/pope/scores.json"
-    assert st["filter"]["outputs"]["manifest"] == f"{tmp_path}/data/tiny/filtered/manifest.json"
+    assert st["eval/pope"]["outputs"]["scores"] == f"{tmp_path}/stages/eval/pope/{st['eval/pope']['id']}/scores.json"
+    assert st["filter"]["outputs"]["manifest"] == f"{tmp_path}/data/tiny/filtered/{st['filter']['id']}/manifest.json"
+    assert st["report"]["outputs"]["md"] == f"{tmp_path}/tiny/report.md"
     # Every concrete path is its job's pattern with the wildcards filled in.
     for entry in st.values():
-        names = {"experiment": "tiny", "dataset": "tiny", "benchmark": entry["benchmark"] or ""}
+        names = {"variant": "tiny", "dataset": "tiny", "benchmark": entry["benchmark"] or "", "sid": entry["id"]}
         patterns = p["layout"][entry["kind"]]
         assert {k: v.format(**names) for k, v in patterns["outputs"].items()} == entry["outputs"]
+        assert patterns["dir"].format(**names) == entry["dir"]
         assert patterns["log"].format(**names) == entry["log"]
 
 
 def test_sharded_benchmark_has_shard_outputs_and_a_small_merge_job(tmp_path):
     p = plan("llava-v1.5-7b", ["evaluation.benchmarks.vqav2.num_shards=4"], results="R")
     vqa = p["stages"]["eval/vqav2"]
-    assert vqa["shard_outputs"] == [f"R/llava-v1.5-7b/eval/vqav2/shards/{k}_of_4.jsonl" for k in range(4)]
+    assert vqa["shard_outputs"] == [f"R/stages/eval/vqav2/{vqa['id']}/shards/{k}_of_4.jsonl" for k in range(4)]
     assert vqa["jobs"]["evaluate_shard"]["gpu"] == 1
     assert vqa["jobs"]["evaluate"]["gpu"] == 0 and vqa["jobs"]["evaluate"]["mem_mb"] == MERGE_JOB["mem_mb"]
     assert p["stages"]["eval/gqa"]["shard_outputs"] == [] and set(p["stages"]["eval/gqa"]["jobs"]) == {"evaluate"}
@@ -187,10 +189,10 @@ def test_a_cli_plumbing_function_edit_changes_no_stage(package_copy):
     base = _all_stage_digests(cfg, CodeGraph(package_copy))
     cli = package_copy / "cli.py"
     original = cli.read_text()
-    anchor = "def _run(cfg, stage: Stage, args, exp_dir: Path | None, run_name: str | None = None):\n"
-    assert anchor in original
+    start = original.index("\ndef _run(")
+    body = original.index("):\n", start) + 3  # the first line of its body
     try:
-        cli.write_text(original.replace(anchor, anchor + "    args.edited = True\n"))
+        cli.write_text(original[:body] + "    args.edited = True\n" + original[body:])
         edited = _all_stage_digests(cfg, CodeGraph(package_copy))
         assert {k: v.digest for k, v in edited.items()} == {k: v.digest for k, v in base.items()}
     finally:
@@ -252,8 +254,9 @@ def test_instruct_stage_is_planned_only_when_switched_on_and_reruns_what_it_shou
     assert "instruct" not in _digests()
     on = plan("tiny", [ON])
     assert [k for k in on["stages"]][:4] == ["synthesize", "download", "instruct", "filter"]
-    assert on["stages"]["instruct"]["outputs"] == {"records": "results/data/tiny/instruct/llava_instruct.json",
-                                                   "manifest": "results/data/tiny/instruct/manifest.json"}
+    sid = on["stages"]["instruct"]["id"]
+    assert on["stages"]["instruct"]["outputs"] == {"records": f"results/data/tiny/instruct/{sid}/llava_instruct.json",
+                                                   "manifest": f"results/data/tiny/instruct/{sid}/manifest.json"}
     base = _digests(ON)
     # Switching it on changes what stage 2 trains on: filter and training rerun, download does not.
     changed = {k for k, d in _digests().items() if base.get(k) != d}
@@ -274,7 +277,8 @@ def test_a_released_checkpoint_plans_its_import_instead_of_training():
     released = plan("tiny-released")
     assert list(released["stages"])[:3] == ["synthesize", "download", "import"] and released["released"]
     assert not {"filter", "pretrain", "finetune"} & set(released["stages"])
-    assert released["stages"]["import"]["outputs"]["model"] == "results/tiny-released/import/model"
+    assert released["stages"]["import"]["outputs"]["model"] == \
+        f"results/stages/import/{released['stages']['import']['id']}/model"
     assert plan("tiny")["released"] is False
 
     def digests(*overrides: str) -> dict[str, str]:

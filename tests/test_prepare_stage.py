@@ -40,7 +40,8 @@ def _words(captions):
 def test_overlap_drop_and_balancing_reach_the_manifest(tiny_local: Path, tmp_path: Path) -> None:
     data_dir = tmp_path / "tiny"
     shutil.copytree(tiny_local / "data" / "tiny", data_dir, symlinks=True, ignore=shutil.ignore_patterns("mirror"))
-    reported = json.loads((data_dir / "filtered" / "manifest.json").read_text())  # the DAG ran it in report mode
+    # the DAG ran the filter in report mode (its folder: the tiny variant's link)
+    reported = json.loads((tiny_local / "tiny" / "filtered" / "manifest.json").read_text())
     cfg = load_experiment("tiny", ["data.filter.eval_overlap=drop", "data.filter.balance.enabled=true",
                                    "data.filter.balance.min_count=3", "data.filter.balance.max_per_phrase=40"])
     run = _Run()
@@ -54,7 +55,7 @@ def test_overlap_drop_and_balancing_reach_the_manifest(tiny_local: Path, tmp_pat
     # report mode had already dropped exact duplicates among them).
     drops = [json.loads(line) for line in (data_dir / "filtered" / "finetune.dropped.jsonl").read_text().splitlines()]
     overlapping = {d["image"] for d in drops if d["reason"] == "eval_overlap_perceptual"}
-    report_kept = json.loads((tiny_local / "data" / "tiny" / "filtered" / "finetune.json").read_text())
+    report_kept = json.loads((tiny_local / "tiny" / "filtered" / "finetune.json").read_text())
     assert ft["kept"] == reported["finetune"]["kept"] - sum(r.get("image") in overlapping for r in report_kept)
 
     pre = manifests["pretrain"]

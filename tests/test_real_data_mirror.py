@@ -60,8 +60,13 @@ def test_real_preset_downloads_verifies_filters_and_reports_from_a_local_mirror(
     results = tmp_path / "results"
     configfile = tmp_path / "run.yaml"
     configfile.write_text(json.dumps({"experiments": [EXPERIMENT], "overrides": overrides, "results": str(results)}))
-    ddir = results / "data" / "llava-v1.5"
-    target = str(ddir / "filtered" / "manifest.json")
+    plan = json.loads(run(["llava-core", "plan", EXPERIMENT, "--results", str(results),
+                           *[x for o in overrides for x in ("-o", o)]]).stdout)
+    (variant,) = plan["variants"].values()
+    ddir = Path(plan["stages"][variant["stages"]["download"]]["dir"])
+    fdir = Path(plan["stages"][variant["stages"]["filter"]]["dir"])
+    assert ddir.parent == results / "data" and ddir.name.startswith("llava-v1.5,")  # sources unpinned: not the preset's
+    target = str(fdir / "manifest.json")
     def smk(*args: str) -> list[str]:  # --configfile takes several values: keep it last
         return ["snakemake", *args, "--cores", "2", "--configfile", str(configfile)]
 
@@ -95,16 +100,16 @@ def test_real_preset_downloads_verifies_filters_and_reports_from_a_local_mirror(
         kept = expect.pop("kept")
         assert manifest[part]["kept"] == kept, part
         assert manifest[part]["reasons"] == expect, part
-        written = json.loads((ddir / "filtered" / f"{part}.json").read_text())
+        written = json.loads((fdir / f"{part}.json").read_text())
         assert len(written) == kept
-        dropped = (ddir / "filtered" / f"{part}.dropped.jsonl").read_text().splitlines()
+        dropped = (fdir / f"{part}.dropped.jsonl").read_text().splitlines()
         assert len(dropped) == sum(expect.values())
     assert manifest["finetune"]["dropped_examples"]["missing_image"] == ["1004"]
 
     # Truncation counts, against upstream's own token counts of every kept record (spec 2.3b).
     sp = raw_tokenizer(legacy=True)
     for part, template in (("pretrain", "plain"), ("finetune", "vicuna_v1")):
-        written = json.loads((ddir / "filtered" / f"{part}.json").read_text())
+        written = json.loads((fdir / f"{part}.json").read_text())
         counts = []
         for rec in written:
             text = render(template, rec["conversations"], has_image="image" in rec).text

@@ -113,7 +113,7 @@ def test_data_manifest_summary(report):
     table = list(csv.reader(io.StringIO(_decode(entry["data_uri"]).decode())))
     assert table[0] == ["count", "pretrain", "finetune"]
     rows = {r[0]: r[1:] for r in table[1:]}
-    manifest = json.loads((report["dir"] / "data" / "tiny" / "filtered" / "manifest.json").read_text())
+    manifest = json.loads((report["dir"] / "tiny" / "filtered" / "manifest.json").read_text())  # the variant's link
     for label, key in (("records read", "records"), ("kept", "kept"), ("dropped", "dropped")):
         assert rows[label] == [str(manifest[s][key]) for s in ("pretrain", "finetune")], label
     for s_i, s in enumerate(("pretrain", "finetune")):

@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from conftest import ROOT, run, slurm_cluster_up
@@ -62,7 +63,9 @@ def test_tiny_dag_on_slurm_survives_a_cancelled_job(tmp_path, tiny_local):
     proc = subprocess.Popen(["timeout", "-k", "10", "1800", "snakemake", "--profile", "slurm"], cwd=work, env=env,
                             stdout=log, stderr=subprocess.STDOUT)
     try:
-        ckpts = results / "tiny" / "finetune" / "checkpoints"
+        finetune = plan_here["stages"][plan_here["variants"]["tiny"]["stages"]["finetune"]]
+        ckpts = Path(finetune["dir"]) / "checkpoints"
+        ckpts = ckpts if ckpts.is_absolute() else work / ckpts
         deadline = time.time() + 1200
         while time.time() < deadline and proc.poll() is None and not any(ckpts.glob("checkpoint-*")):
             time.sleep(2)

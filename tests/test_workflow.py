@@ -34,6 +34,24 @@ def snakemake(results: Path, *flags: str, config: tuple[str, ...] = (), check: b
                timeout=timeout)
 
 
+def planned(results: Path, experiments: str = "tiny", overrides: list[str] | tuple[str, ...] = (),
+            sweep: str | None = None) -> dict:
+    """`llava-core plan` of the variants a run with these settings asks for."""
+    return json.loads(run(["llava-core", "plan", experiments, "--results", str(results),
+                           *[a for o in overrides for a in ("-o", o)], *(["--sweep", sweep] if sweep else [])]).stdout)
+
+
+def variant_of(plan: dict, preset: str) -> str:
+    """The name of the (first) variant of ``preset`` in a plan."""
+    return next(name for name, v in plan["variants"].items() if v["preset"] == preset)
+
+
+def stage_path(plan: dict, variant: str, key: str, output: str | None = None) -> Path:
+    """A stage's folder (or one of its outputs) as ``variant`` uses it."""
+    entry = plan["stages"][plan["variants"][variant]["stages"][key]]
+    return Path(entry["outputs"][output] if output else entry["dir"])
+
+
 def planned_jobs(stdout: str) -> Counter:
     """Job counts from the 'Job stats' table of a dry run."""
     counts: Counter = Counter()
@@ -76,8 +94,9 @@ def test_tiny_dag_writes_report_with_every_benchmark(tiny):
     for stage_dir in ["tiny/pretrain", "tiny/finetune", *[f"tiny/eval/{b}" for b in BENCHMARKS]]:
         cfg = (tiny / stage_dir / "config.yaml").read_text()
         assert "name: tiny" in cfg and "learning_rate" in cfg
-    assert (tiny / "logs" / "tiny" / "finetune.log").exists()
-    assert (tiny / "benchmarks" / "tiny" / "finetune.tsv").read_text().startswith("s\t")
+    finetune = planned(tiny)["stages"][planned(tiny)["variants"]["tiny"]["stages"]["finetune"]]
+    assert Path(finetune["log"]).exists()
+    assert Path(finetune["benchmark_file"]).read_text().startswith("s\t")
     answers = [json.loads(line) for line in (tiny / "tiny" / "eval" / "gqa" / "answers.jsonl").open()]
     assert set(answers[0]) == {"question_id", "prompt", "text", "answer_id", "model_id", "metadata"}
     # Every benchmark answered all its synthetic questions and was scored (or wrote its upload).
@@ -247,12 +266,14 @@ def test_real_presets_build_their_full_dag(tmp_path):
                f"experiments={','.join(REAL)}"]).stdout
     jobs = planned_jobs(out)
     assert jobs["evaluate"] == 12 * len(REAL)
-    assert jobs["pretrain"] == jobs["finetune"] == jobs["report"] == len(REAL)
+    assert jobs["finetune"] == jobs["report"] == len(REAL)
+    # One stage 1 each for 7B (full and LoRA share it), 13B (the same) and LLaVA-1.0, as the paper.
+    assert jobs["pretrain"] == 3
     assert jobs["download"] == jobs["filter"] == 2  # llava-v1.5 data shared by four presets, llava-v1's own
     assert "synthesize" not in jobs
     for bench in ["vqav2", "gqa", "vizwiz", "scienceqa", "textvqa", "pope", "mme", "mmbench", "mmbench_cn",
                   "seed_bench", "llava_bench", "mm_vet"]:
-        assert f"experiment=llava-v1.5-13b, benchmark={bench}" in out or f"benchmark={bench}, experiment" in out
+        assert out.count(f"benchmark={bench}, sid=") == len(REAL), bench
 
 
 def test_snakemake_lint_is_clean():
@@ -278,10 +299,6 @@ def test_13b_through_the_slurm_profile_shows_multinode_stage2_and_gpu_requests(t
     assert all("cpus_per_task=16" in r for r in jobs["filter"])
 
 
-def _plan(results: Path) -> dict:
-    return json.loads(run(["llava-core", "plan", "tiny", "--results", str(results)]).stdout)
-
-
 def _parser_modules() -> set[str]:
     """``llava_core.cli`` and the modules only building its parser imports (the argparse wiring of
     ``llava-core cluster``): every job runs them, none of them decides a stage's outputs."""
@@ -292,11 +309,13 @@ def _parser_modules() -> set[str]:
 
 def test_every_job_imported_only_what_its_code_digest_covers(tiny):
     """What each job of the tiny run really imported (recorded by the CLI) is covered by the
-    static import graph behind its stage's code digest, or is declared plumbing
-    (llava_core/plan/plumbing.py): no module a stage runs escapes its digest unnoticed."""
-    from llava_core.plan.plumbing import PLUMBING_MODULES
+    static import graph behind its stage's code digest, or is declared plumbing or one of the
+    checks plumbing runs (llava_core/plan/plumbing.py): no module a stage runs escapes its digest
+    unnoticed."""
+    from llava_core.plan.plumbing import ALLOWED_RESULT_IMPORTS, PLUMBING_MODULES
 
-    plan = _plan(tiny)
+    checks = {m for _, m in ALLOWED_RESULT_IMPORTS}  # what config validation imports to check input
+    plan = planned(tiny)
     parser_modules = _parser_modules()
     assert "llava_core.cluster.doctor" not in parser_modules  # the cluster commands import it only when run
     by_kind = {(st["kind"], st["benchmark"]): st for st in plan["stages"].values()}
@@ -307,7 +326,7 @@ def test_every_job_imported_only_what_its_code_digest_covers(tiny):
             continue
         kind = (rec["command"], rec["benchmark"])
         covered = plan["summary"] if rec["command"] == "summary" else by_kind[kind]
-        escaped = set(rec["modules"]) - set(covered["code_modules"]) - parser_modules - set(PLUMBING_MODULES)
+        escaped = set(rec["modules"]) - set(covered["code_modules"]) - parser_modules - set(PLUMBING_MODULES) - checks
         assert not escaped, (kind, sorted(escaped))
         seen.add(kind)
     assert seen == set(by_kind) | {("summary", None)}
@@ -379,15 +398,17 @@ def test_instruct_branch_generates_mixes_trains_and_a_rerun_sends_nothing(tmp_pa
     from llava_core.io import sha256_file
 
     config = ("overrides=" + " ".join(INSTRUCT),)
-    model = tmp_path / "tiny" / "finetune" / "model"
+    plan = planned(tmp_path, overrides=INSTRUCT)
+    name = variant_of(plan, "tiny")
+    model = stage_path(plan, name, "finetune", "model")
     snakemake(tmp_path, str(model), config=config)
-    data = tmp_path / "data" / "tiny"
-    manifest = json.loads((data / "instruct" / "manifest.json").read_text())
+    data, instruct, filtered = (stage_path(plan, name, k) for k in ("download", "instruct", "filter"))
+    manifest = json.loads((instruct / "manifest.json").read_text())
     assert manifest["requests_sent"] == 90 and manifest["replies_from_cache"] == 0
     assert {k: (m["requested"], m["kept"]) for k, m in manifest["kinds"].items()} == {
         "conversation": (30, 30), "detail_description": (30, 30), "complex_reasoning": (30, 30)}
     assert manifest["teacher"]["served_by"] == ["rule-teacher"] and manifest["tokens"]["prompt_tokens"] > 0
-    records = json.loads((data / "instruct" / "llava_instruct.json").read_text())
+    records = json.loads((instruct / "llava_instruct.json").read_text())
     assert len(records) == 90 and len({r["image"] for r in records}) == 30
     for r in records:  # the released llava_instruct_150k.json layout
         assert list(r) == ["id", "image", "conversations"] and re.fullmatch(r"\d{12}", r["id"])
@@ -396,10 +417,10 @@ def test_instruct_branch_generates_mixes_trains_and_a_rerun_sends_nothing(tmp_pa
         assert first.startswith("<image>\n") != first.endswith("\n<image>")
         assert not any("<image>" in t for t in rest)
     # Stage 2 trains on the mixture plus the generated records.
-    flt = json.loads((data / "filtered" / "manifest.json").read_text())["finetune"]
+    flt = json.loads((filtered / "manifest.json").read_text())["finetune"]
     assert flt["instruct"] == {"mode": "extend", "mixture_records": 400, "replaced": 0, "generated_added": 90,
                                "records": 490}
-    trained = json.loads((data / "filtered" / "finetune.json").read_text())
+    trained = json.loads((filtered / "finetune.json").read_text())
     generated = {(f"coco/train2017/{r['image']}", json.dumps(r["conversations"])) for r in records}
     assert generated <= {(r.get("image"), json.dumps(r["conversations"])) for r in trained}
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
@@ -413,13 +434,17 @@ def test_instruct_branch_generates_mixes_trains_and_a_rerun_sends_nothing(tmp_pa
     ft_input = client.get_run(ft.info.run_id).inputs.dataset_inputs[0].dataset
     assert json.loads(ft_input.profile)["kept"] == len(trained)
 
-    before = (data / "instruct" / "llava_instruct.json").read_bytes()
-    snakemake(tmp_path, "--forcerun", "instruct", str(data / "instruct" / "manifest.json"), config=config)
-    again = json.loads((data / "instruct" / "manifest.json").read_text())
+    before = (instruct / "llava_instruct.json").read_bytes()
+    snakemake(tmp_path, "--forcerun", "instruct", str(instruct / "manifest.json"), config=config)
+    again = json.loads((instruct / "manifest.json").read_text())
     assert again["requests_sent"] == 0 and again["replies_from_cache"] == 90
-    assert (data / "instruct" / "llava_instruct.json").read_bytes() == before
+    assert (instruct / "llava_instruct.json").read_bytes() == before
     assert planned_jobs(snakemake(tmp_path, "-n", str(model), config=config).stdout) == Counter()
-    replace = snakemake(tmp_path, "-n", str(model), config=(config[0] + " data.instruct.generate.mix=replace",))
+    replaced = [*INSTRUCT, "data.instruct.generate.mix=replace"]
+    other = planned(tmp_path, overrides=replaced)
+    other_model = stage_path(other, variant_of(other, "tiny"), "finetune", "model")
+    assert stage_path(other, variant_of(other, "tiny"), "instruct") == instruct  # the same generation
+    replace = snakemake(tmp_path, "-n", str(other_model), config=("overrides=" + " ".join(replaced),))
     assert planned_jobs(replace.stdout) == Counter({"filter": 1, "pretrain": 1, "finetune": 1})
 
 
@@ -455,7 +480,9 @@ def test_released_checkpoint_beside_a_reproduction_in_one_invocation(tmp_path):
     assert plan["pretrain"] == plan["finetune"] == 1  # tiny's only
     assert plan["import_checkpoint"] == 2 and plan["evaluate"] == 3 * len(BENCHMARKS) and plan["report"] == 3
     snakemake(tmp_path, config=config)
-    released = tmp_path / "tiny-released"
+    p = planned(tmp_path, "tiny-released,tiny-released-hf,tiny", SMALL)
+    names = {preset: variant_of(p, preset) for preset in ("tiny-released", "tiny-released-hf", "tiny")}
+    released = tmp_path / names["tiny-released"]
     assert not (released / "pretrain").exists() and not (released / "finetune").exists()
     imported = json.loads((released / "import" / "import.json").read_text())
     assert imported["layout"] == "original" and set(imported["files"]) == {"checkpoint"}
@@ -463,7 +490,7 @@ def test_released_checkpoint_beside_a_reproduction_in_one_invocation(tmp_path):
 
     # The model it was made from, answering the same questions through the same evaluate command.
     cfg = load_experiment("tiny-released", SMALL)
-    data = tmp_path / "data" / "tiny"
+    data = stage_path(p, names["tiny"], "download")
     reference = save_llava(*_parts(tiny_release_parts(cfg.model, data, cfg.data.synthetic.seed + 1)),
                            tmp_path / "reference")
     for bench in ("gqa", "pope"):
@@ -472,22 +499,22 @@ def test_released_checkpoint_beside_a_reproduction_in_one_invocation(tmp_path):
              *[a for o in SMALL for a in ("-o", o)]])
         theirs = [r["text"] for r in read_jsonl(tmp_path / "ref" / bench / "answers.jsonl")]
         for layout in ("tiny-released", "tiny-released-hf"):
-            ours = [r["text"] for r in read_jsonl(tmp_path / layout / "eval" / bench / "answers.jsonl")]
+            ours = [r["text"] for r in read_jsonl(tmp_path / names[layout] / "eval" / bench / "answers.jsonl")]
             assert ours == theirs and len(ours) >= 20, layout
 
     summary = (tmp_path / "report.md").read_text()
     header = next(line for line in summary.splitlines() if line.startswith("| Benchmark"))
-    assert header == ("| Benchmark | tiny-released (released) | tiny-released-hf (released) | tiny | "
-                      "tiny - tiny-released | tiny - tiny-released-hf |")
+    rel, hf, tiny = names["tiny-released"], names["tiny-released-hf"], names["tiny"]
+    assert header == (f"| Benchmark | {rel} (released) | {hf} (released) | {tiny} | {tiny} - {rel} | {tiny} - {hf} |")
     gqa = next(line for line in summary.splitlines() if line.startswith("| GQA |")).split(" | ")
-    scores = [json.loads((tmp_path / e / "eval" / "gqa" / "scores.json").read_text())["score"]
+    scores = [json.loads((tmp_path / names[e] / "eval" / "gqa" / "scores.json").read_text())["score"]
               for e in ("tiny-released", "tiny")]
     assert [gqa[1], gqa[3]] == [f"{s:.1f}" for s in scores] and gqa[2] == gqa[1]
     assert gqa[4].rstrip("*") == f"{scores[1] - scores[0]:+.1f}"
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("llava-core").experiment_id], max_results=200)
     parent = next(r for r in runs if r.data.tags.get("llava.role") == "parent"
-                  and r.data.tags.get("llava.experiment") == "tiny-released")
+                  and r.data.tags.get("llava.variant") == names["tiny-released"])
     children = {r.data.tags["llava.stage"] for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
     assert children == {"import", "report", *[f"eval/{b}" for b in BENCHMARKS]}
     assert "eval/gqa/score" in parent.data.metrics

@@ -493,7 +493,8 @@ class Doctor:
             if "config" not in info:
                 continue
             data = info["config"]["data"]
-            lock = Path(info["plan"]["stages"]["download"]["dir"]) / "download.lock.json"
+            download = next(st for st in info["plan"]["stages"].values() if st["kind"] == "download")
+            lock = Path(download["dir"]) / "download.lock.json"
             lock = lock if lock.is_absolute() else self.wf.workdir / lock
             if not lock.is_file():
                 need[data["name"]] = data.get("disk_gb")

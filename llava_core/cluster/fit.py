@@ -42,7 +42,7 @@ def needs_from_plan(plan: dict, local_jobs: set[str] = frozenset()) -> list[JobN
     """Every cluster job of a plan (``llava-core plan`` JSON), leaving out the rules Snakemake runs
     locally (``localrules`` in the Snakefile), plus the summary job."""
     out = []
-    stages = [(key, st["jobs"]) for key, st in plan["stages"].items()]
+    stages = [(st.get("key", key), st["jobs"]) for key, st in plan["stages"].items()]
     stages.append(("summary", plan.get("summary", {}).get("jobs", {})))
     for key, jobs in stages:
         for job, res in jobs.items():

@@ -77,11 +77,59 @@ def load_experiment(name: str, overrides: list[str] | tuple[str, ...] = ()) -> D
 
 
 def _compose(name: str, overrides: list[str] | tuple[str, ...]) -> DictConfig:
-    _register_schema()
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose(config_name="llava", overrides=[f"+experiment={name}", *overrides])
+    """The preset with ``overrides``, resolved. Overrides of values (not of config groups) are applied
+    to the preset composed once per process, by Hydra's own parser and override code, as Hydra's
+    ``compose`` applies them after building the defaults list: a sweep of many variants of one preset
+    costs one composition, not one each (``tests/test_config.py`` checks both ways agree)."""
+    overrides = list(overrides)
+    parsed = _parse_overrides(tuple(overrides)) if overrides else []
+    if parsed is None or any(_is_group_override(o) for o in parsed):
+        cfg = _hydra_compose(name, tuple(overrides))
+    else:
+
+        from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+        cfg = _hydra_compose(name, ())
+        ConfigLoaderImpl._apply_overrides_to_config(parsed, cfg)
     OmegaConf.resolve(cfg)
     return cfg
+
+
+@lru_cache(maxsize=64)
+def _hydra_compose_cached(name: str, overrides: tuple[str, ...], where: str) -> bytes:
+    """Hydra's composition, pickled: every caller gets its own copy (unpickling is several times
+    faster than a deep copy of a DictConfig)."""
+    import pickle
+
+    _register_schema()
+    with initialize_config_dir(config_dir=where, version_base="1.3"):
+        cfg = compose(config_name="llava", overrides=[f"+experiment={name}", *overrides])
+    return pickle.dumps(cfg)
+
+
+def _hydra_compose(name: str, overrides: tuple[str, ...]) -> DictConfig:
+    """Hydra's composition of the preset with ``overrides``, unresolved (a fresh, writable copy)."""
+    import pickle
+
+    return pickle.loads(_hydra_compose_cached(name, overrides, str(config_dir())))
+
+
+def _parse_overrides(overrides: tuple[str, ...]):
+    """Hydra's parse of the override strings, or None if they do not parse (the full composition
+    then reports it)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        return OverridesParser.create().parse_overrides(list(overrides))
+    except HydraException:
+        return None
+
+
+def _is_group_override(override) -> bool:
+    """Whether an override picks a config group (``model=llava-v1.5-13b``), not a value."""
+    if override.is_sweep_override() or override.is_hydra_override() or override.package is not None:
+        return True
+    return (config_dir() / override.key_or_group).is_dir()
 
 
 def _did_you_mean(word: str, choices: list[str]) -> str:
@@ -142,15 +190,22 @@ def _null_parent(name: str, overrides: list[str]) -> str | None:
 
 def _type_benchmarks(cfg: DictConfig) -> None:
     """Check each evaluation.benchmarks entry against BenchmarkSettings (keys and types)."""
-    from llava_core.config.schema import BenchmarkSettings
-
+    template = _benchmark_settings()
     for bench in list(cfg.evaluation.benchmarks):
         entry = cfg.evaluation.benchmarks[bench]
         try:
-            typed = OmegaConf.merge(OmegaConf.structured(BenchmarkSettings), entry or {})
+            typed = OmegaConf.merge(template, entry or {})
         except OmegaConfBaseException as e:
             raise ConfigError(f"evaluation.benchmarks.{bench}: {_one_line(e)}") from None
         cfg.evaluation.benchmarks[bench] = typed
+
+
+@lru_cache(maxsize=1)
+def _benchmark_settings() -> DictConfig:
+    """The typed template of one benchmark's settings (made once; merging copies it)."""
+    from llava_core.config.schema import BenchmarkSettings
+
+    return OmegaConf.structured(BenchmarkSettings)
 
 
 def _one_line(e: BaseException) -> str:
@@ -162,6 +217,23 @@ def _one_line(e: BaseException) -> str:
             parts.append(first)
         e = e.__cause__
     return ": ".join(parts)
+
+
+_PLAIN: dict[int, tuple[DictConfig, dict]] = {}
+
+
+def _plain(cfg: DictConfig) -> dict:
+    """``to_dict(cfg)`` of a read-only (loaded) config, converted once: planning cuts many slices of
+    each variant. Shared: :func:`stage_config` builds new containers where it changes anything, and
+    its slices are read, never changed."""
+    if not OmegaConf.is_readonly(cfg):
+        return to_dict(cfg)
+    hit = _PLAIN.get(id(cfg))
+    if hit is None or hit[0] is not cfg:
+        if len(_PLAIN) > 256:
+            _PLAIN.clear()
+        hit = _PLAIN[id(cfg)] = (cfg, to_dict(cfg))
+    return hit[1]
 
 
 def to_dict(cfg: DictConfig | Any) -> Any:
@@ -211,6 +283,13 @@ def _instruct_mix(ins: dict | None) -> dict | None:
     return {"mix": ins["generate"]["mix"], "image_folder": ins["image_folder"], "format_prompts": ins["format_prompts"]}
 
 
+def stage_seed(cfg: DictConfig, kind: str) -> int:
+    """The seed a training stage runs with: its own (``pretrain.seed``, ``finetune.seed``) if set,
+    else the experiment's ``seed``."""
+    own = cfg[kind].get("seed")
+    return int(cfg.seed if own is None else own)
+
+
 def stage_config(cfg: DictConfig, stage: Stage | str) -> dict:
     """The part of the config that decides a stage's outputs (its rerun trigger and MLflow params).
 
@@ -218,7 +297,7 @@ def stage_config(cfg: DictConfig, stage: Stage | str) -> dict:
     stage itself reads: changing one benchmark's settings touches only that benchmark's slice.
     """
     stage = as_stage(stage)
-    c = to_dict(cfg)
+    c = _plain(cfg)
     data = {k: v for k, v in c["data"].items() if k != "resources"}
     if stage.kind == "instruct":
         return {"data": {"name": data["name"], "instruct": _instruct_slice(data.get("instruct"))}}
@@ -240,8 +319,9 @@ def stage_config(cfg: DictConfig, stage: Stage | str) -> dict:
         st = dict(c[stage.kind])
         if st["tune"] != "lora":  # LoRA settings matter only to a LoRA stage
             st.pop("lora")
+        st.pop("seed")  # the seed that applies, whichever key set it, is the slice's "seed"
         data = {k: v for k, v in data.items() if k not in DATA_KEYS_OUTSIDE_DIGESTS}
-        return {"seed": c["seed"], "model": c["model"], "data": data, stage.kind: st}
+        return {"seed": stage_seed(cfg, stage.kind), "model": c["model"], "data": data, stage.kind: st}
     if stage.kind == "import":  # what is fetched and how it is converted
         return {"released": {k: v for k, v in c["released"].items() if k != "resources"}}
     if stage.kind == "evaluate":

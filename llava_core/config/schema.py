@@ -226,6 +226,9 @@ class StageConfig:
     """Hyperparameters of one training stage (names follow HF TrainingArguments)."""
 
     template: str = "vicuna_v1"
+    # This stage's seed (initialisation, data order, dropout); null: the experiment's ``seed``. So a
+    # stage-2 seed sweep (finetune.seed=1,2,3) shares one stage 1, and ``seed=`` sets both stages.
+    seed: int | None = None
     image_aspect_ratio: str = "pad"  # square (resize + centre crop) | pad (expand to square)
     tune: str = "full"  # projector | full | lora
     learning_rate: float = 2e-5

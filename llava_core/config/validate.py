@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from functools import lru_cache
+
 from omegaconf import DictConfig
 
 TEMPLATES = ("plain", "vicuna_v1", "llava_v0")
@@ -87,16 +90,27 @@ def validate(cfg: DictConfig) -> None:
 
 def _check_sources(sources, where: str) -> None:
     """A list of declared sources (data.sources, data.instruct.sources, released.sources): each
-    unpack kind, then the downloader's own checks, before any job starts."""
+    unpack kind, then the downloader's own checks, before any job starts (once per list: the
+    variants of a sweep share their sources)."""
     from llava_core.config.compose import ConfigError, to_dict
-    from llava_core.prepare.sources import sources_from_config
 
     for i, src in enumerate(sources):
         _check(src.unpack, UNPACK, f"{where}.sources[{i}].unpack")
+    problem = _sources_problem(json.dumps(to_dict(sources), sort_keys=True))
+    if problem:
+        raise ConfigError(f"{where}: {problem}")
+
+
+@lru_cache(maxsize=32)
+def _sources_problem(sources_json: str) -> str | None:
+    """What the downloader finds wrong with a list of sources (None: nothing)."""
+    from llava_core.prepare.sources import sources_from_config
+
     try:
-        sources_from_config(to_dict(sources))
+        sources_from_config(json.loads(sources_json))
     except ValueError as e:
-        raise ConfigError(f"{where}: {e}") from None
+        return str(e)
+    return None
 
 
 def _validate_instruct(cfg: DictConfig) -> None:

@@ -5,12 +5,17 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import math
+import os
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
 from llava_core.evaluate.paper import PAPER_NUMBERS
-from llava_core.io import atomic_write
+from llava_core.io import atomic_write, read_json, write_json
+
+log = logging.getLogger(__name__)
 
 
 def judge_spread(res: dict) -> float | None:
@@ -48,11 +53,57 @@ def _signed(x: float | None) -> str:
     return "n/a" if x is None else f"{x:+.1f}"
 
 
+def group_stats(rows: list[dict], members: dict[str, dict[str, float]], reference: str) -> list[dict]:
+    """Per benchmark of ``rows``: the mean, standard deviation (n - 1) and n of the group members'
+    scores (``members``: variant -> benchmark -> score), the difference of the mean from the
+    ``reference`` column (``paper`` or ``chance``), and whether it is larger than the seeds explain
+    (:func:`significant`)."""
+    out = []
+    for r in rows:
+        values = [v[r["benchmark"]] for v in members.values()
+                  if r["benchmark"] in v and not math.isnan(v[r["benchmark"]])]
+        n = len(values)
+        mean = statistics.fmean(values) if values else None
+        std = statistics.stdev(values) if n > 1 else None
+        ref = r[reference]
+        diff = mean - ref if mean is not None and ref is not None else None
+        out.append({"benchmark": r["benchmark"], "title": r["title"], "reference": ref, "mean": mean, "std": std,
+                    "n": n, "diff": diff, "significant": significant(diff, std, n)})
+    return out
+
+
+def significant(diff: float | None, std: float | None, n: int) -> bool | None:
+    """Whether a group mean's difference from a reference exceeds what its seeds explain:
+    ``|diff| > 2 x std / sqrt(n)`` (about a 95% interval of the mean, normal approximation). None
+    when it cannot be told (fewer than two scores)."""
+    if diff is None or std is None or n < 2:
+        return None
+    return abs(diff) > 2.0 * std / math.sqrt(n)
+
+
+SIGNIFICANCE_NOTE = ("`*`: the difference of the mean from the reference is larger than the seeds explain, "
+                     "|mean - reference| > 2 x std / sqrt(n) (std over the n seeds, with n - 1; about a 95% "
+                     "interval of the mean under a normal approximation). Without `*` the difference is within "
+                     "seed-to-seed noise.")
+
+
+def _mean_cell(g: dict) -> str:
+    if g["mean"] is None:
+        return "n/a"
+    return f"{g['mean']:.1f} ± {g['std']:.1f}" if g["std"] is not None else f"{g['mean']:.1f}"
+
+
+def _diff_cell(g: dict) -> str:
+    return "n/a" if g["diff"] is None else f"{g['diff']:+.1f}" + ("*" if g["significant"] else "")
+
+
 def write_report(experiment: str, paper_row: str | None, scores: dict[str, dict], out_dir: Path,
-                 note: str = "") -> list[dict]:
+                 note: str = "", group: tuple[str, dict[str, dict[str, float]]] | None = None) -> list[dict]:
     """Write ``report.md``, ``report.csv`` and ``report.png`` into ``out_dir``: each score beside
     the paper's row ``paper_row``, or, without one, beside its chance level. ``note``: a line under
-    the title."""
+    the title. ``group``: (its name, variant -> benchmark -> score) of the seeds of this
+    configuration, this one included: their mean, standard deviation and n are shown too, and the
+    figure draws their spread."""
     rows = report_rows(scores, paper_row)
     lines = [f"# {experiment}", ""] + ([note, ""] if note else [])
     if paper_row:
@@ -67,6 +118,18 @@ def write_report(experiment: str, paper_row: str | None, scores: dict[str, dict]
                   "| Benchmark | Chance | This run | Above chance |", "|---|---:|---:|---:|"]
         lines += [f"| {r['title']} | {_fmt(r['chance'])} | {_fmt(r['ours'])} | {_signed(r['above_chance'])} |"
                   for r in rows]
+    stats = None
+    if group is not None:
+        name, members = group
+        reference = "paper" if paper_row else "chance"
+        stats = group_stats(rows, members, reference)
+        lines += ["", f"## The seeds of this configuration: group `{name}`, n = {len(members)}", "",
+                  f"Variants: {', '.join(f'`{m}`' for m in members)}.", "",
+                  f"| Benchmark | {reference.capitalize()} | Mean ± std | n | Mean - {reference} |",
+                  "|---|---:|---:|---:|---:|"]
+        lines += [f"| {g['title']} | {_fmt(g['reference'])} | {_mean_cell(g)} | {g['n']} | {_diff_cell(g)} |"
+                  for g in stats]
+        lines += ["", SIGNIFICANCE_NOTE]
     lines += ["", "Units as in the paper: percent, except MME (perception points, max 2000; "
               "the tiny world's MME has 5 perception subtasks, max 1000).", "", "![scores](report.png)", ""]
     with atomic_write(out_dir / "report.md") as fh:
@@ -79,12 +142,14 @@ def write_report(experiment: str, paper_row: str | None, scores: dict[str, dict]
     with atomic_write(out_dir / "report.csv") as fh:
         fh.write(buf.getvalue())
     reference = ("paper", f"paper ({paper_row})") if paper_row else ("chance", "chance")
-    _plot(rows, experiment, reference, out_dir / "report.png")
+    _plot(rows, experiment, reference, out_dir / "report.png", stats)
     return rows
 
 
-def _plot(rows: list[dict], experiment: str, reference: tuple[str, str], path: Path) -> None:
-    """Bars of this run's scores beside ``reference`` = (row key, legend label)."""
+def _plot(rows: list[dict], experiment: str, reference: tuple[str, str], path: Path,
+          stats: list[dict] | None = None) -> None:
+    """Bars of this run's scores beside ``reference`` = (row key, legend label); with ``stats``
+    (a seed group's), the group's mean too, its standard deviation as an error bar."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -97,11 +162,16 @@ def _plot(rows: list[dict], experiment: str, reference: tuple[str, str], path: P
     key, label = reference
     names = [r["title"] for r in rows]
     x = range(len(rows))
+    width = 0.27 if stats else 0.4
     fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(rows)), 3.5))
-    ax.bar([i - 0.2 for i in x], [scale(r["benchmark"], r[key]) for r in rows], 0.4, label=label,
-           color="tab:gray" if key == "chance" else "tab:blue")
-    ax.bar([i + 0.2 for i in x], [scale(r["benchmark"], r["ours"]) for r in rows], 0.4, label=experiment,
-           color="tab:orange")
+    ax.bar([i - width / (1 if stats else 2) for i in x], [scale(r["benchmark"], r[key]) for r in rows], width,
+           label=label, color="tab:gray" if key == "chance" else "tab:blue")
+    ax.bar([i + (0 if stats else width / 2) for i in x], [scale(r["benchmark"], r["ours"]) for r in rows], width,
+           label=experiment, color="tab:orange")
+    if stats:
+        ax.bar([i + width for i in x], [scale(g["benchmark"], g["mean"]) for g in stats], width,
+               yerr=[scale(g["benchmark"], g["std"]) for g in stats], capsize=3, color="tab:green",
+               label=f"seeds: mean ± std (n = {max(g['n'] for g in stats)})")
     ax.set_xticks(list(x), names, rotation=30, ha="right")
     ax.set_ylabel("score (MME: % of 2000)")
     ax.legend()
@@ -113,23 +183,28 @@ def _plot(rows: list[dict], experiment: str, reference: tuple[str, str], path: P
 
 @dataclass
 class ReportedRun:
-    """One experiment as the summary sees it: its report's rows, its paper row, and whether it
-    evaluated released weights or a model trained here."""
+    """One variant as the summary sees it: its report's rows, its paper row, whether it evaluated
+    released weights or a model trained here, and its seed group."""
 
     name: str
     rows: dict[str, dict]  # benchmark -> report.csv row
     paper_row: str | None
     released: bool
+    group: str = ""
 
 
 def read_reported(csv_path: Path) -> ReportedRun:
-    """An experiment's ``report.csv`` and, beside it, the report's resolved ``stage_config.json``."""
+    """A variant's ``report.csv`` and, beside it, the report's resolved ``stage_config.json`` and
+    ``variant.json`` (its group)."""
     csv_path = Path(csv_path)
     with open(csv_path, encoding="utf-8") as fh:
         rows = {r["benchmark"]: r for r in csv.DictReader(fh)}
     meta_path = csv_path.parent / "report_config" / "stage_config.json"
     meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
-    return ReportedRun(csv_path.parent.name, rows, meta.get("paper_row"), bool(meta.get("released")))
+    variant_path = csv_path.parent / "report_config" / "variant.json"
+    variant = json.loads(variant_path.read_text(encoding="utf-8")) if variant_path.is_file() else {}
+    name = csv_path.parent.name
+    return ReportedRun(name, rows, meta.get("paper_row"), bool(meta.get("released")), variant.get("group") or name)
 
 
 def _num(row: dict | None, key: str) -> float | None:
@@ -184,8 +259,87 @@ def _difference(trained: dict | None, released: dict | None) -> str:
     return f"{a - b:+.1f}" + ("*" if abs(a - b) > noise + 1e-9 else "")
 
 
+def group_lines(runs: list[ReportedRun]) -> list[str]:
+    """Per seed group (variants differing only in their seeds; two or more, trained here): the
+    mean ± std and n of each benchmark, and the mean's difference from the paper (or, without a
+    paper row, from chance), marked where the seeds do not explain it."""
+    groups: dict[str, list[ReportedRun]] = {}
+    for run in runs:
+        if not run.released:
+            groups.setdefault(run.group, []).append(run)
+    groups = {g: members for g, members in groups.items() if len(members) > 1}
+    if not groups:
+        return []
+    lines = ["", "## Seed groups", ""]
+    for name, members in groups.items():
+        paper_row = members[0].paper_row
+        reference = "paper" if paper_row in PAPER_NUMBERS else "chance"
+        first = members[0].rows
+        rows = [{"benchmark": b, "title": first[b]["title"],
+                 "paper": PAPER_NUMBERS.get(paper_row or "", {}).get(b), "chance": _num(first[b], "chance")}
+                for b in first]
+        scores = {m.name: {b: (_num(m.rows.get(b), "ours") if _num(m.rows.get(b), "ours") is not None
+                               else math.nan) for b in first} for m in members}
+        stats = group_stats(rows, scores, reference)
+        lines += [f"### `{name}` (n = {len(members)}: {', '.join(f'`{m.name}`' for m in members)})", "",
+                  f"| Benchmark | {reference.capitalize()} | Mean ± std | n | Mean - {reference} |",
+                  "|---|---:|---:|---:|---:|"]
+        lines += [f"| {g['title']} | {_fmt(g['reference'])} | {_mean_cell(g)} | {g['n']} | {_diff_cell(g)} |"
+                  for g in stats]
+        lines.append("")
+    return lines + [SIGNIFICANCE_NOTE]
+
+
 def write_summary(experiments: dict[str, Path], out: Path) -> None:
-    """The table across experiments (:func:`summary_lines`) from their ``report.csv`` files."""
+    """The table across variants (:func:`summary_lines`) and their seed groups (:func:`group_lines`),
+    from their ``report.csv`` files."""
     runs = [read_reported(path) for path in experiments.values()]
     with atomic_write(out) as fh:
-        fh.write("\n".join(summary_lines(runs)) + "\n")
+        fh.write("\n".join(summary_lines(runs) + group_lines(runs)) + "\n")
+
+
+def read_group_scores(group_scores: dict[str, dict[str, str]]) -> dict[str, dict[str, float]]:
+    """variant -> benchmark -> score, from each member's ``scores.json`` (``group_scores``: variant ->
+    benchmark -> path, as the workflow's job file lists a seed group)."""
+    return {variant: {bench: float(read_json(path)["score"]) for bench, path in paths.items()}
+            for variant, paths in group_scores.items()}
+
+
+#: What a variant folder calls the stage folders it links to.
+LINK_NAMES = {"download": "data", "filter": "filtered", "instruct": "instruct", "pretrain": "pretrain",
+              "finetune": "finetune", "import": "import"}
+
+
+def link_stages(variant_dir: Path, dirs: dict[str, str]) -> dict[str, str]:
+    """Link each stage folder the variant uses into its folder (``finetune``, ``eval/pope``, ``data``,
+    ...: relative symlinks, so people find a variant's model and answers where they expect them),
+    write ``stages.json`` (stage -> folder relative to the results folder, and its MLflow run where
+    one was recorded) and return
+    stage -> MLflow run id. A real folder already at a link's place (results of an older layout) is
+    kept, and said so."""
+    from llava_core.plan.stage import Stage
+
+    variant_dir = Path(variant_dir)
+    runs, listed = {}, {}
+    for key, folder in dirs.items():
+        st = Stage.parse(key)
+        record = Path(folder) / ".mlflow" / f"{st.slug}.json"
+        if record.is_file():
+            runs[key] = read_json(record)["run_id"]
+        # relative to the results folder, so a copied or moved results folder still lists its own
+        listed[key] = {"dir": os.path.relpath(Path(folder).resolve(), variant_dir.parent.resolve()),
+                       "mlflow_run": runs.get(key)}
+        name = f"eval/{st.benchmark}" if st.kind == "evaluate" else LINK_NAMES.get(st.kind)
+        if name is None:
+            continue
+        link = variant_dir / name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if link.exists() and not link.is_symlink():
+            log.warning("%s is a folder, not a link: kept (results of an older layout?)", link)
+            continue
+        tmp = link.with_name(f".{link.name}.link")
+        tmp.unlink(missing_ok=True)
+        os.symlink(os.path.relpath(Path(folder).resolve(), link.parent.resolve()), tmp)
+        os.replace(tmp, link)
+    write_json(variant_dir / "stages.json", listed)
+    return runs

@@ -37,6 +37,9 @@ PLUMBING_MODULES: dict[str, str] = {
     "llava_core.plan.layout": "where each stage's outputs go (paths, not contents)",
     "llava_core.plan.plumbing": "this list",
     "llava_core.plan.stage": "the typed name of a stage",
+    "llava_core.plan.variants": "variants, sweeps and seed groups: what a configuration is called and which "
+                                "configurations are asked for, not what any of them computes",
+    "llava_core.plan.inventory": "lists and deletes result folders (`llava-core runs`, `gc`)",
 }
 
 #: Functions of an entry module that are plumbing: a stage's digest leaves them (and what only they

@@ -15,7 +15,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from llava_core.config.compose import instruct_enabled
-from llava_core.plan.layout import outputs
+from llava_core.plan.layout import default_dir, outputs
 
 log = logging.getLogger(__name__)
 BALANCE_DROP = "not_selected_by_balance"  # noun-phrase balancing left the caption out
@@ -41,9 +41,11 @@ def eval_overlap_index(cfg: DictConfig, data_dir: Path, workers: int, progress: 
     return index
 
 
-def run_filter(cfg: DictConfig, data_dir: Path, run, *, workers: int, progress: bool = True,
-               extractor=None) -> dict:
-    """Filter the pretraining and instruction records into ``<data_dir>/filtered``; return manifests.
+def run_filter(cfg: DictConfig, data_dir: Path, run, *, workers: int, out_dir: Path | None = None,
+               instruct_dir: Path | None = None, progress: bool = True, extractor=None) -> dict:
+    """Filter the pretraining and instruction records into ``out_dir`` (default
+    ``<data_dir>/filtered``); return manifests. ``instruct_dir``: the regenerated LLaVA-Instruct's
+    folder, where enabled (default ``<data_dir>/instruct``).
 
     Each training set is written as ``<set>.json`` (upstream's LLaVA format) and as the training
     index ``<set>.arrow/`` that training memory-maps (``llava_core/data/index.py``), both from the
@@ -56,12 +58,13 @@ def run_filter(cfg: DictConfig, data_dir: Path, run, *, workers: int, progress: 
     from llava_core.prepare.filter import filter_records, write_manifest
 
     f = cfg.data.filter
-    out = Path(outputs("filter", str(data_dir))["manifest"]).parent
+    out = Path(out_dir or default_dir(str(data_dir), "filter"))
     overlap = eval_overlap_index(cfg, data_dir, workers, progress).match if f.eval_overlap != "off" else None
     manifests = {}
     finetune_records, instruct_mix = data_dir / cfg.data.finetune_records, None
     if instruct_enabled(cfg):  # the regenerated LLaVA-Instruct joins the stage-2 mixture first
-        finetune_records, instruct_mix = mix_generated(cfg, data_dir, out)
+        finetune_records, instruct_mix = mix_generated(cfg, data_dir, out,
+                                                       Path(instruct_dir or default_dir(str(data_dir), "instruct")))
     for part, records, images in (("pretrain", data_dir / cfg.data.pretrain_records, cfg.data.pretrain_images),
                                   ("finetune", finetune_records, cfg.data.finetune_images)):
         balance = part == "pretrain" and f.balance.enabled
@@ -98,14 +101,15 @@ def run_filter(cfg: DictConfig, data_dir: Path, run, *, workers: int, progress: 
     return manifests
 
 
-def mix_generated(cfg: DictConfig, data_dir: Path, out: Path) -> tuple[Path, dict]:
-    """Write the stage-2 mixture with the instruct job's records mixed in (``data.instruct.generate.mix``)
-    to ``<out>/finetune.mixed.json``, the filter's stage-2 input; return it and the counts."""
+def mix_generated(cfg: DictConfig, data_dir: Path, out: Path, instruct_dir: Path) -> tuple[Path, dict]:
+    """Write the stage-2 mixture with the instruct job's records (in ``instruct_dir``) mixed in
+    (``data.instruct.generate.mix``) to ``<out>/finetune.mixed.json``, the filter's stage-2 input;
+    return it and the counts."""
     from llava_core.data.formats import read_llava_records, write_llava_records
     from llava_core.prepare.instruct.mix import mix_instruct
 
     ins = cfg.data.instruct
-    generated = read_llava_records(outputs("instruct", str(data_dir))["records"])
+    generated = read_llava_records(outputs("instruct", str(instruct_dir))["records"])
     mixed, stats = mix_instruct(read_llava_records(data_dir / cfg.data.finetune_records), generated,
                                 mode=ins.generate.mix, image_folder=ins.image_folder,
                                 format_prompts=list(ins.format_prompts))

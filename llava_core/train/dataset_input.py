@@ -10,9 +10,10 @@ from llava_core.io import read_json
 from llava_core.plan.layout import outputs
 
 
-def log_training_dataset(run, cfg: DictConfig, data_dir: Path, stage: str) -> None:
-    """Name the filtered set a training stage reads as its MLflow dataset input (digest = sha256)."""
-    filtered = outputs("filter", str(data_dir))
+def log_training_dataset(run, cfg: DictConfig, filtered_dir: Path, stage: str) -> None:
+    """Name the filtered set a training stage reads (in ``filtered_dir``, the filter's folder) as its
+    MLflow dataset input (digest = sha256)."""
+    filtered = outputs("filter", str(filtered_dir))
     manifest_path = Path(filtered["manifest"])
     if not manifest_path.exists():
         return

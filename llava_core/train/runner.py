@@ -34,7 +34,7 @@ from llava_core.model.build import (
     save_projector,
     set_trainable,
 )
-from llava_core.plan.layout import outputs
+from llava_core.plan.layout import default_dir, outputs
 from llava_core.train.arguments import training_arguments
 from llava_core.train.callbacks import (
     Preempted,
@@ -257,7 +257,10 @@ def last_complete_checkpoint(ckpt_dir: Path) -> str | None:
 
 def _train_stage(cfg, stage: str, st, preempt: PreemptionCallback, *, data_dir: Path, out_dir: Path, run,
                  init_dir: Path | None, records_path: Path | None, save_outputs: SaveOutputs) -> dict:
-    set_seed(cfg.seed)
+    from llava_core.config.compose import stage_seed
+
+    seed = stage_seed(cfg, stage)
+    set_seed(seed)
     on_gpu = torch.cuda.is_available()
     parts = build_llava(cfg.model, data_dir)
     model, tokenizer = parts.model, parts.tokenizer
@@ -274,7 +277,7 @@ def _train_stage(cfg, stage: str, st, preempt: PreemptionCallback, *, data_dir: 
 
     # The filter stage's memory-mapped index (ranks of a node share its pages); a JSON records
     # file passed as records_path is read into an in-memory index instead.
-    records = open_training_index(records_path or outputs("filter", str(data_dir))[f"{stage}_index"])
+    records = open_training_index(records_path or outputs("filter", default_dir(str(data_dir), "filter"))[f"{stage}_index"])
     image_root = data_dir / (cfg.data.pretrain_images if stage == "pretrain" else cfg.data.finetune_images)
     dataset = SupervisedDataset(records, image_root, template=st.template,
                                 aspect=st.image_aspect_ratio, tokenizer=tokenizer,
@@ -282,7 +285,7 @@ def _train_stage(cfg, stage: str, st, preempt: PreemptionCallback, *, data_dir: 
                                 max_length=cfg.model.model_max_length, truncation=st.truncation)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     ckpt_dir = out_dir / "checkpoints"
-    args = TrainingArguments(**training_arguments(st, world_size=world, output_dir=ckpt_dir, seed=cfg.seed,
+    args = TrainingArguments(**training_arguments(st, world_size=world, output_dir=ckpt_dir, seed=seed,
                                                   on_gpu=on_gpu))
     if st.gradient_checkpointing:
         model.enable_input_require_grads()

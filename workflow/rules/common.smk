@@ -1,13 +1,15 @@
-# Shared state of the workflow: the experiments and their plans. `llava-core plan` is the only
-# source of stage facts: every output path, log and benchmark file, the rerun triggers (a digest
-# of each stage's resolved config and of the code its entry point imports) and the resources of
-# every job. The helpers below look them up; the rules hard-code none.
+# Shared state of the workflow: the variants asked for and their plan. `llava-core plan` is the only
+# source of stage facts: every variant (a preset plus overrides, or a point of a sweep), every
+# stage once with its identity and folder (two variants with the same stage share one job), every
+# output path, log and benchmark file, the rerun triggers (a digest of each stage's resolved config
+# and of the code that determines its outputs) and the resources of every job. The helpers below
+# look them up; the rules hard-code none.
+import functools
 import json
 import re
 import shlex
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -58,31 +60,16 @@ def _as_list(value, split):
 
 EXPERIMENTS = _as_list(config["experiments"], lambda s: [x.strip() for x in s.split(",")])
 OVERRIDES = _as_list(config.get("overrides", []), shlex.split)
+SWEEP = str(config.get("sweep") or "")
 
 
-def _overrides_file(experiment):
-    """Every job gets the run's overrides through this file, named by a constant param.
-
-    Passing them as a param would make any override a rerun trigger for every stage; instead
-    each stage's trigger is the digest of its own resolved config (params.config), so changing
-    the stage-2 learning rate reruns stage 2 and what follows, and nothing else.
-    """
-    path = Path(RESULTS) / "overrides" / f"{experiment}.json"
-    content = json.dumps(OVERRIDES, indent=1) + "\n"
-    if not path.exists() or path.read_text() != content:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(content)
-        tmp.replace(path)
-    return str(path)
-
-
-def _plan(experiment):
-    """The experiment's plan, or the one-line reason it cannot be planned."""
-    cmd = [*shlex.split(LLAVA), "plan", experiment, "--results", RESULTS,
-           *[a for o in OVERRIDES for a in ("-o", o)]]
+def _plan():
+    """Every variant and stage, planned in one process (`llava-core plan`), or the one-line reason
+    it cannot be planned."""
+    cmd = [*shlex.split(LLAVA), "plan", ",".join(EXPERIMENTS), "--results", RESULTS,
+           *(["--sweep", SWEEP] if SWEEP else []), *[a for o in OVERRIDES for a in ("-o", o)]]
     try:
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     except FileNotFoundError:
         return None, (f"cannot run {cmd[0]!r}: install the package (pip install -e .) "
                       "or set llava_core in config/config.yaml")
@@ -92,67 +79,101 @@ def _plan(experiment):
     return json.loads(res.stdout), None
 
 
-with ThreadPoolExecutor(max_workers=4) as _pool:
-    _PLANNED = dict(zip(EXPERIMENTS, _pool.map(_plan, EXPERIMENTS)))
-_ERRORS = [err for _, err in _PLANNED.values() if err]
-if _ERRORS:
-    # A bad experiment, key or value is the user's input, not a bug: one message, no traceback.
-    sys.exit("\n".join(dict.fromkeys(_ERRORS)) + "\n(experiments and overrides come from config/config.yaml "
-             "or --config experiments=... overrides=\"KEY=VALUE ...\")")
-PLANS = {e: plan for e, (plan, _) in _PLANNED.items()}
-OVERRIDES_FILE = {e: _overrides_file(e) for e in EXPERIMENTS}
-# Output, log and benchmark-file patterns of every job, with wildcards (the same in every plan).
-LAYOUT = PLANS[EXPERIMENTS[0]]["layout"]
+PLAN, _ERROR = _plan()
+if _ERROR:
+    # A bad experiment, key, value or sweep is the user's input, not a bug: one message, no traceback.
+    sys.exit(f"{_ERROR}\n(experiments, overrides and sweep come from config/config.yaml or --config "
+             "experiments=... overrides=\"KEY=VALUE ...\" sweep=\"KEY=V1,V2 ...\")")
+VARIANTS = PLAN["variants"]  # name -> variant, in the order asked for
+JOBS = PLAN["stages"]  # "<kind>:<folder>" -> the stage's entry, each stage once
+# Output patterns of every job, with wildcards ({dataset}, {sid}, {benchmark}, {variant}).
+LAYOUT = PLAN["layout"]
 
-# Experiments sharing a dataset name share its download, instruct and filter jobs, so they must
-# agree on how the dataset is defined (its sources and its generated instruction data).
-DATASETS = {}
-# A trained experiment first: it plans every dataset job (a released checkpoint's plans no filter).
-for _exp, _p in sorted(PLANS.items(), key=lambda item: item[1]["released"]):
-    _first = DATASETS.setdefault(_p["dataset"], _exp)
-    if PLANS[_first]["dataset_config"] != _p["dataset_config"]:
-        raise WorkflowError(f"experiments {_first!r} and {_exp!r} define dataset {_p['dataset']!r} "
-                            "differently; give one of them another data.name")
 
-# (experiment, kind, benchmark) -> the plan's entry for that stage.
-STAGES = {(e, st["kind"], st["benchmark"]): st for e, p in PLANS.items() for st in p["stages"].values()}
+def _write_if_changed(path, obj):
+    """Write a JSON file only when its content changes (atomically): jobs read it, and its path,
+    not its content, is what their params hold."""
+    content = json.dumps(obj, indent=1) + "\n"
+    path = Path(path)
+    if not path.exists() or path.read_text() != content:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(content)
+        tmp.replace(path)
+    return str(path)
+
+
+def _job_file(entry):
+    """The job file of a stage: the preset, overrides and name of the variant whose config its job
+    composes (the first that uses it: all of them agree on the stage, by its identity). Its path
+    depends only on the stage's folder, so which variant owns a shared stage is no rerun trigger."""
+    rel = "__".join(Path(entry["dir"]).relative_to(RESULTS).parts)
+    owner = VARIANTS[entry["owner"]]
+    spec = {"experiment": owner["preset"], "overrides": owner["overrides"], "variant": owner["name"],
+            "group": owner["group"], "sweep": owner["sweep"], "axes": owner["axes"]}
+    if entry["kind"] == "report":
+        v = VARIANTS[entry["owner"]]
+        members = [m for m in VARIANTS.values() if m["group"] == v["group"] and not m["released"]]
+        spec["stages"] = {key: JOBS[job]["dir"] for key, job in v["stages"].items()}
+        if len(members) > 1:  # the seeds of this configuration: their scores, for the group's statistics
+            spec["group_scores"] = {m["name"]: {b: stage_of(m["name"], f"eval/{b}")["outputs"]["scores"]
+                                                for b in m["benchmarks"]} for m in members}
+    return _write_if_changed(f"{RESULTS}/.jobs/{entry['kind']}--{rel}.json", spec)
+
+
+def stage_of(variant, key):
+    """The entry of the stage ``key`` (``finetune``, ``eval/pope``) that ``variant`` uses."""
+    return JOBS[VARIANTS[variant]["stages"][key]]
+
+
+JOB_FILES = {job: _job_file(entry) for job, entry in JOBS.items()}
+REPORTS = {v: stage_of(v, "report") for v in VARIANTS}
+
+
+def _names(values):
+    return "|".join(re.escape(v) for v in sorted(set(values))) or "__none__"
 
 
 wildcard_constraints:
-    experiment="|".join(re.escape(e) for e in EXPERIMENTS),
-    dataset="|".join(re.escape(d) for d in DATASETS),
-    benchmark="|".join(re.escape(b) for b in sorted({b for p in PLANS.values() for b in p["benchmarks"]})),
+    dataset=_names(e["dataset"] for e in JOBS.values()),
+    sid=r"[0-9a-f]{12}",
+    benchmark=_names(e["benchmark"] for e in JOBS.values() if e["benchmark"]),
+    variant=_names(VARIANTS),
 
 
-def common_params(experiment_of=lambda w: w.experiment):
-    """Params passed to llava-core by every job; constant strings, so no rerun triggers."""
-    return dict(llava=LLAVA, results=lambda w: RESULTS, overrides=lambda w: OVERRIDES_FILE[experiment_of(w)])
+def job_of(kind, w):
+    """The entry of the stage of kind ``kind`` that job ``w`` runs (found by its folder)."""
+    return _job_of(kind, tuple(sorted(w.items())))
 
 
-def dataset_of(experiment):
-    return PLANS[experiment]["dataset"]
-
-
-def data_experiment(dataset):
-    """The experiment whose config the dataset's jobs compose (all agree, see above)."""
-    return DATASETS[dataset]
-
-
-def experiment_of(w):
-    """The experiment a job's config comes from (a dataset job's: see data_experiment)."""
-    return data_experiment(w.dataset) if "dataset" in w.keys() else w.experiment
-
-
-def stage_plan(kind, w):
-    """The plan's entry for the stage of kind ``kind`` of job ``w``'s experiment (for an
-    evaluation, of the job's benchmark)."""
-    bench = getattr(w, "benchmark", None)
-    return STAGES.get((experiment_of(w), kind, bench)) or STAGES[(experiment_of(w), kind, None)]
+@functools.lru_cache(maxsize=None)
+def _job_of(kind, wildcards):
+    # Every param, input and resource of a job looks its stage up: once per job, not once each.
+    return JOBS[f"{kind}:{LAYOUT[kind]['dir'].format(**dict(wildcards))}"]
 
 
 def fact(kind, key):
     """A fact of the job's stage from the plan (a digest, a folder, a list of inputs)."""
-    return lambda w: stage_plan(kind, w)[key]
+    return lambda w: job_of(kind, w)[key]
+
+
+def job_file(kind):
+    """The job's file: its preset, overrides and variant (a constant path per stage)."""
+    return lambda w: JOB_FILES[f"{kind}:{job_of(kind, w)['dir']}"]
+
+
+def upstream_of(kind, w, key):
+    """The entry of stage ``key`` as the variant owning job ``w`` uses it (``filter``, ``pretrain``...)."""
+    return stage_of(job_of(kind, w)["owner"], key)
+
+
+def owner_variant(kind, w):
+    return VARIANTS[job_of(kind, w)["owner"]]
+
+
+def common_params(kind):
+    """Params passed to llava-core by every job; constant strings per stage, so no rerun triggers."""
+    return dict(llava=LLAVA, results=lambda w: RESULTS, job=job_file(kind))
 
 
 def outputs(job, reports=None):
@@ -166,12 +187,12 @@ def outputs(job, reports=None):
 
 
 def _in_report(caption, subcategory, **labels):
-    """report() arguments: a result of the experiment's category, captioned by workflow/report/<caption>
+    """report() arguments: a result of the variant's category, captioned by workflow/report/<caption>
     (a path from workflow/rules/, where the rules using it are)."""
-    return dict(caption=f"../report/{caption}", category="{experiment}", subcategory=subcategory, labels=labels)
+    return dict(caption=f"../report/{caption}", category="{variant}", subcategory=subcategory, labels=labels)
 
 
-# What `snakemake --report report.html` shows of each experiment: outputs of the report job.
+# What `snakemake --report report.html` shows of each variant: outputs of the report job.
 REPORT_FLAGS = {
     "csv": _in_report("benchmarks.rst", "Benchmarks", shows="table"),
     "png": _in_report("scores.rst", "Benchmarks", shows="plot"),
@@ -181,26 +202,14 @@ REPORT_FLAGS = {
 }
 
 
-def output_of(job, name):
-    """One output pattern of another job, as an input."""
-    return LAYOUT[job]["outputs"][name]
-
-
 def log_of(job):
+    """The log pattern of ``job`` (a rule), from the layout."""
     return LAYOUT[job]["log"]
 
 
 def benchmark_of(job):
+    """The pattern of ``job``'s Snakemake benchmark file (its run time and memory), from the layout."""
     return LAYOUT[job]["benchmark"]
-
-
-def dataset_output(job, name):
-    """An output of a dataset job, as an input of an experiment's job."""
-    return lambda w: output_of(job, name).format(dataset=dataset_of(w.experiment))
-
-
-def benchmarks_of(experiment):
-    return PLANS[experiment]["benchmarks"]
 
 
 RETRY_GROWTH = 0.5
@@ -218,7 +227,7 @@ def on_retry(base):
 
 def _job(kind, job, key):
     def get(w):
-        jobs = PLANS[EXPERIMENTS[0]]["summary"]["jobs"] if kind is None else stage_plan(kind, w)["jobs"]
+        jobs = PLAN["summary"]["jobs"] if kind is None else job_of(kind, w)["jobs"]
         return jobs[job][key]
 
     return get
@@ -236,22 +245,14 @@ def job_threads(kind, job=None):
     return _job(kind, job or kind, "threads")
 
 
-def report_inputs(w):
-    return [st["outputs"]["scores"] for (e, kind, _), st in STAGES.items()
-            if e == w.experiment and kind == "evaluate"]
-
-
-def mirror_inputs(w):
+def mirror_inputs(kind):
     """The tiny world's mirror, which a job's sources (the dataset's, instruct's, a tiny release's)
     come from (real data: none)."""
-    exp = data_experiment(dataset_of(experiment_of(w)))
-    return {"sources": STAGES[(exp, "synthesize", None)]["outputs"]["sources"]} if PLANS[exp]["synthetic"] else {}
+    def get(w):
+        owner = owner_variant(kind, w)
+        return {"sources": stage_of(owner["name"], "synthesize")["outputs"]["sources"]} if owner["synthetic"] else {}
 
-
-def import_inputs(w):
-    """The dataset's download (the import may read a part from the data folder, e.g. the tiny CLIP
-    tower) and the tiny world's mirror."""
-    return {"download": output_of("download", "summary").format(dataset=dataset_of(w.experiment)), **mirror_inputs(w)}
+    return get
 
 
 def mirror_url(w, input):
@@ -259,26 +260,54 @@ def mirror_url(w, input):
     return f"--base-url file://{Path(input.sources).resolve().parent}" if "sources" in input.keys() else ""
 
 
+def download_of(kind):
+    """The dataset's download summary (the data folder a job reads), as an input."""
+    return lambda w: upstream_of(kind, w, "download")["outputs"]["summary"]
+
+
+def instruct_inputs(w):
+    return {"download": download_of("instruct")(w), **mirror_inputs("instruct")(w)}
+
+
 def filter_inputs(w):
-    """The download's summary and, where the experiment regenerates LLaVA-Instruct, its records."""
-    exp = data_experiment(w.dataset)
-    inputs = {"download": output_of("download", "summary").format(dataset=w.dataset)}
-    if (exp, "instruct", None) in STAGES:
-        inputs["instruct"] = STAGES[(exp, "instruct", None)]["outputs"]["records"]
+    """The download's summary and, where the variant regenerates LLaVA-Instruct, its records."""
+    owner = owner_variant("filter", w)
+    inputs = {"download": download_of("filter")(w)}
+    if "instruct" in owner["stages"]:
+        inputs["instruct"] = stage_of(owner["name"], "instruct")["outputs"]["records"]
     return inputs
 
 
-def model_input(w):
-    """The model an experiment's evaluations read: its stage-2 model, or its imported release."""
-    kind = "import" if PLANS[w.experiment]["released"] else "finetune"
-    return STAGES[(w.experiment, kind, None)]["outputs"]["model"]
+def instruct_dir(w):
+    """``--instruct DIR`` of a filter job whose variant regenerates LLaVA-Instruct (else none)."""
+    owner = owner_variant("filter", w)
+    return f"--instruct {stage_of(owner['name'], 'instruct')['dir']}" if "instruct" in owner["stages"] else ""
 
 
-def report_sources(w):
-    """What a report draws besides the scores: the training curves and the filter's manifest, or,
-    for a released checkpoint (no training, no filter), the import's summary."""
-    stage = lambda kind: STAGES[(w.experiment, kind, None)]
-    if PLANS[w.experiment]["released"]:
-        return {"imported": stage("import")["outputs"]["summary"]}
-    return {"pretrain": stage("pretrain")["outputs"]["metrics"], "finetune": stage("finetune")["outputs"]["metrics"],
-            "manifest": stage("filter")["outputs"]["manifest"]}
+def import_inputs(w):
+    """The dataset's download (the import may read a part from the data folder, e.g. the tiny CLIP
+    tower) and the tiny world's mirror."""
+    return {"download": download_of("import")(w), **mirror_inputs("import")(w)}
+
+
+def model_stage(kind, w):
+    """The stage giving the model an evaluation reads: the stage-2 model, or the imported release."""
+    owner = owner_variant(kind, w)
+    return stage_of(owner["name"], "import" if owner["released"] else "finetune")
+
+
+def report_inputs(w):
+    """What a variant's report reads: its scores, the seeds of its group's scores, and its training
+    curves and filter manifest, or, for a released checkpoint (no training, no filter), the
+    import's summary."""
+    v = VARIANTS[w.variant]
+    inputs = {"scores": [stage_of(v["name"], f"eval/{b}")["outputs"]["scores"] for b in v["benchmarks"]]}
+    spec = json.loads(Path(JOB_FILES[f"report:{REPORTS[w.variant]['dir']}"]).read_text())
+    inputs["group"] = sorted({p for paths in spec.get("group_scores", {}).values() for p in paths.values()})
+    if v["released"]:
+        inputs["imported"] = stage_of(v["name"], "import")["outputs"]["summary"]
+    else:
+        inputs.update(pretrain=stage_of(v["name"], "pretrain")["outputs"]["metrics"],
+                      finetune=stage_of(v["name"], "finetune")["outputs"]["metrics"],
+                      manifest=stage_of(v["name"], "filter")["outputs"]["manifest"])
+    return inputs

@@ -1,6 +1,6 @@
 # Data: the tiny world is generated into a local mirror; every dataset is then downloaded
-# (verified against a lock file) and filtered into the training sets. One set of jobs per
-# dataset, shared by all experiments that use it.
+# (verified against a lock file) and filtered into the training sets. One job per stage identity,
+# shared by all variants that use it.
 
 
 rule synthesize:
@@ -8,8 +8,7 @@ rule synthesize:
     output:
         **outputs("synthesize"),
     params:
-        **common_params(experiment_of),
-        experiment=experiment_of,
+        **common_params("synthesize"),
         config=fact("synthesize", "config_digest"),
         code=fact("synthesize", "code_digest"),
     log:
@@ -22,19 +21,18 @@ rule synthesize:
     conda:
         "../../envs/llava-core.yaml"
     shell:
-        "{params.llava} synthesize {params.experiment} --overrides-file {params.overrides} --out $(dirname {output.sources}) > {log} 2>&1"
+        "{params.llava} synthesize --job {params.job} --out $(dirname {output.sources}) > {log} 2>&1"
 
 
 rule download:
     """Fetch every source of the dataset (and crawl OCR-VQA's covers), verify sizes and checksums
     against <data>/download.lock.json, link the pieces into place; write what was verified."""
     input:
-        unpack(mirror_inputs),
+        unpack(mirror_inputs("download")),
     output:
         **outputs("download"),
     params:
-        **common_params(experiment_of),
-        experiment=experiment_of,
+        **common_params("download"),
         config=fact("download", "config_digest"),
         code=fact("download", "code_digest"),
         data_dir=fact("download", "dir"),
@@ -49,7 +47,7 @@ rule download:
     conda:
         "../../envs/llava-core.yaml"
     shell:
-        "{params.llava} download {params.experiment} --overrides-file {params.overrides} --results {params.results} --data-dir {params.data_dir} "
+        "{params.llava} download --job {params.job} --results {params.results} --data-dir {params.data_dir} "
         "{params.base_url} --workers {threads} --out {output.summary} > {log} 2>&1"
 
 
@@ -58,15 +56,15 @@ rule instruct:
     complex reasoning from each COCO image's captions and boxes (planned only when
     data.instruct.generate.enabled; replies are cached, so a rerun sends only missing requests)."""
     input:
-        unpack(mirror_inputs),
+        unpack(instruct_inputs),
     output:
         **outputs("instruct"),
     params:
-        **common_params(experiment_of),
-        experiment=experiment_of,
+        **common_params("instruct"),
         config=fact("instruct", "config_digest"),
         code=fact("instruct", "code_digest"),
-        data_dir=fact("instruct", "dir"),
+        data_dir=lambda w: upstream_of("instruct", w, "download")["dir"],
+        out=fact("instruct", "dir"),
         base_url=mirror_url,
     log:
         log_of("instruct"),
@@ -78,23 +76,24 @@ rule instruct:
     conda:
         "../../envs/llava-core.yaml"
     shell:
-        "{params.llava} instruct {params.experiment} --overrides-file {params.overrides} --results {params.results} "
-        "--data-dir {params.data_dir} {params.base_url} > {log} 2>&1"
+        "{params.llava} instruct --job {params.job} --results {params.results} --data-dir {params.data_dir} "
+        "--out {params.out} {params.base_url} > {log} 2>&1"
 
 
 rule filter:
     """Drop records with missing or broken images and duplicates; write the training sets (with the
-    regenerated LLaVA-Instruct mixed into stage 2, where an experiment asks for it)."""
+    regenerated LLaVA-Instruct mixed into stage 2, where a variant asks for it)."""
     input:
         unpack(filter_inputs),
     output:
         **outputs("filter"),
     params:
-        **common_params(experiment_of),
-        experiment=experiment_of,
+        **common_params("filter"),
         config=fact("filter", "config_digest"),
         code=fact("filter", "code_digest"),
-        data_dir=fact("filter", "dir"),
+        data_dir=lambda w: upstream_of("filter", w, "download")["dir"],
+        out=fact("filter", "dir"),
+        instruct=instruct_dir,
     log:
         log_of("filter"),
     benchmark:
@@ -105,5 +104,5 @@ rule filter:
     conda:
         "../../envs/llava-core.yaml"
     shell:
-        "{params.llava} filter {params.experiment} --overrides-file {params.overrides} --results {params.results} --data-dir {params.data_dir} "
-        "--workers {threads} > {log} 2>&1"
+        "{params.llava} filter --job {params.job} --results {params.results} --data-dir {params.data_dir} "
+        "--out {params.out} {params.instruct} --workers {threads} > {log} 2>&1"

@@ -1,18 +1,18 @@
-# Report: each experiment's numbers beside the paper's, and one table across experiments.
-# The report job also draws each training stage's curves and tabulates the filter's manifest, for
-# `snakemake --report report.html` (its outputs flagged in common.smk's REPORT_FLAGS).
+# Report: each variant's numbers beside the paper's (and its seed group's mean, std and n), and one
+# table across variants. The report job also draws each training stage's curves, tabulates the
+# filter's manifest (for `snakemake --report report.html`, its outputs flagged in common.smk's
+# REPORT_FLAGS) and links the shared stage folders and MLflow runs the variant uses.
 
 
 rule report:
-    """Tabulate an experiment's benchmark scores beside the paper's (md, csv, png); draw its training
+    """Tabulate a variant's benchmark scores beside the paper's (md, csv, png); draw its training
     curves and summarise its data's filter manifest."""
     input:
-        unpack(report_sources),
-        scores=report_inputs,
+        unpack(report_inputs),
     output:
         **outputs("report", REPORT_FLAGS),
     params:
-        **common_params(),
+        **common_params("report"),
         config=fact("report", "config_digest"),
         code=fact("report", "code_digest"),
         out=fact("report", "dir"),
@@ -26,19 +26,19 @@ rule report:
     conda:
         "../../envs/llava-core.yaml"
     shell:
-        "LLAVA_RULE=report {params.llava} report {wildcards.experiment} --overrides-file {params.overrides} --results {params.results} "
+        "LLAVA_RULE=report {params.llava} report --job {params.job} --results {params.results} "
         "--out {params.out} > {log} 2>&1"
 
 
 rule summary:
-    """One table across all listed experiments."""
+    """One table across all listed variants, and per seed group its mean, std and n."""
     input:
-        [STAGES[(e, "report", None)]["outputs"]["csv"] for e in EXPERIMENTS],
+        [REPORTS[v]["outputs"]["csv"] for v in VARIANTS],
     output:
         **outputs("summary"),
     params:
         llava=LLAVA,
-        code=PLANS[EXPERIMENTS[0]]["summary"]["code_digest"],
+        code=PLAN["summary"]["code_digest"],
     log:
         log_of("summary"),
     benchmark:

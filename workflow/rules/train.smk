@@ -1,18 +1,19 @@
-# Training: stage 1 (projector alignment) and stage 2 (visual instruction tuning), one job each
-# per experiment, with the GPUs, nodes, memory and time of the experiment's config.
+# Training: stage 1 (projector alignment) and stage 2 (visual instruction tuning), one job per stage
+# identity (variants with the same stage 1 share it), with the GPUs, nodes, memory and time of its config.
 
 
 rule pretrain:
     """Stage 1: train the projector on image-caption pairs (vision tower and LLM frozen)."""
     input:
-        dataset_output("filter", "manifest"),
+        lambda w: upstream_of("pretrain", w, "filter")["outputs"]["manifest"],
     output:
         **outputs("pretrain"),
     params:
-        **common_params(),
+        **common_params("pretrain"),
         config=fact("pretrain", "config_digest"),
         code=fact("pretrain", "code_digest"),
-        data_dir=lambda w: stage_plan("filter", w)["dir"],
+        data_dir=lambda w: upstream_of("pretrain", w, "download")["dir"],
+        filtered=lambda w: upstream_of("pretrain", w, "filter")["dir"],
         out=fact("pretrain", "dir"),
     log:
         log_of("pretrain"),
@@ -24,23 +25,24 @@ rule pretrain:
     conda:
         "../../envs/llava-core.yaml"
     shell:
-        "LLAVA_RULE=pretrain {params.llava} pretrain {wildcards.experiment} --overrides-file {params.overrides} --results {params.results} "
-        "--data-dir {params.data_dir} --out {params.out} > {log} 2>&1"
+        "LLAVA_RULE=pretrain {params.llava} pretrain --job {params.job} --results {params.results} "
+        "--data-dir {params.data_dir} --filtered {params.filtered} --out {params.out} > {log} 2>&1"
 
 
 rule finetune:
     """Stage 2: train the LLM (full or LoRA) and the projector on the instruction mixture."""
     input:
-        data=dataset_output("filter", "manifest"),
-        projector=output_of("pretrain", "projector"),
+        data=lambda w: upstream_of("finetune", w, "filter")["outputs"]["manifest"],
+        projector=lambda w: upstream_of("finetune", w, "pretrain")["outputs"]["projector"],
     output:
         **outputs("finetune"),
     params:
-        **common_params(),
+        **common_params("finetune"),
         config=fact("finetune", "config_digest"),
         code=fact("finetune", "code_digest"),
-        data_dir=lambda w: stage_plan("filter", w)["dir"],
-        init=lambda w: stage_plan("pretrain", w)["dir"],
+        data_dir=lambda w: upstream_of("finetune", w, "download")["dir"],
+        filtered=lambda w: upstream_of("finetune", w, "filter")["dir"],
+        init=lambda w: upstream_of("finetune", w, "pretrain")["dir"],
         out=fact("finetune", "dir"),
     log:
         log_of("finetune"),
@@ -52,8 +54,8 @@ rule finetune:
     conda:
         "../../envs/llava-core.yaml"
     shell:
-        "LLAVA_RULE=finetune {params.llava} finetune {wildcards.experiment} --overrides-file {params.overrides} --results {params.results} "
-        "--data-dir {params.data_dir} --init {params.init} --out {params.out} > {log} 2>&1"
+        "LLAVA_RULE=finetune {params.llava} finetune --job {params.job} --results {params.results} "
+        "--data-dir {params.data_dir} --filtered {params.filtered} --init {params.init} --out {params.out} > {log} 2>&1"
 
 
 rule import_checkpoint:
@@ -64,10 +66,10 @@ rule import_checkpoint:
     output:
         **outputs("import"),
     params:
-        **common_params(),
+        **common_params("import"),
         config=fact("import", "config_digest"),
         code=fact("import", "code_digest"),
-        data_dir=lambda w: stage_plan("download", w)["dir"],
+        data_dir=lambda w: upstream_of("import", w, "download")["dir"],
         out=fact("import", "dir"),
         base_url=mirror_url,
     log:
@@ -80,5 +82,5 @@ rule import_checkpoint:
     conda:
         "../../envs/llava-core.yaml"
     shell:
-        "LLAVA_RULE=import_checkpoint {params.llava} import {wildcards.experiment} --overrides-file {params.overrides} "
-        "--results {params.results} --data-dir {params.data_dir} --out {params.out} {params.base_url} > {log} 2>&1"
+        "LLAVA_RULE=import_checkpoint {params.llava} import --job {params.job} --results {params.results} "
+        "--data-dir {params.data_dir} --out {params.out} {params.base_url} > {log} 2>&1"

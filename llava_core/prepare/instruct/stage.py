@@ -20,7 +20,7 @@ from types import SimpleNamespace
 
 from omegaconf import DictConfig
 
-from llava_core.plan.layout import outputs
+from llava_core.plan.layout import default_dir, outputs
 
 log = logging.getLogger(__name__)
 LOCK = "instruct.lock.json"
@@ -82,9 +82,11 @@ def cost_usd(tokens: dict, teacher_cfg) -> float | None:
     return round((tokens.get("prompt_tokens", 0) * p + tokens.get("completion_tokens", 0) * c) / 1e6, 6)
 
 
-def run_instruct(cfg: DictConfig, data_dir: Path, run, *, base_url: str | None = None, workers: int = 4,
-                 progress: bool = True) -> dict:
-    """Regenerate LLaVA-Instruct into ``<data_dir>/instruct/``; return the manifest."""
+def run_instruct(cfg: DictConfig, data_dir: Path, run, *, out_dir: Path | None = None, base_url: str | None = None,
+                 workers: int = 4, progress: bool = True) -> dict:
+    """Regenerate LLaVA-Instruct into ``out_dir`` (default ``<data_dir>/instruct/``); return the
+    manifest. The sources and the teacher's reply cache stay in ``data_dir`` (shared by every
+    configuration of the generation: a rerun, or another seed's, sends only new requests)."""
     from llava_core.data.formats import write_llava_records
     from llava_core.io import write_json
     from llava_core.prepare.download_stage import fetch_declared
@@ -110,7 +112,7 @@ def run_instruct(cfg: DictConfig, data_dir: Path, run, *, base_url: str | None =
     log.info("instruct: %d of %d captioned images x %d kinds, teacher %s (%s)", len(chosen), len(facts),
              len(prompts), gen.teacher.model, gen.teacher.kind)
 
-    out = Path(outputs("instruct", str(data_dir))["records"])
+    out = Path(outputs("instruct", str(out_dir or default_dir(str(data_dir), "instruct")))["records"])
     with teacher_chat(gen.teacher, data_dir / CACHE) as teacher:
         records, manifest = generate_instruct(chosen, prompts, teacher, seed=gen.seed, temperature=gen.temperature,
                                               max_tokens=gen.max_tokens, workers=gen.teacher.concurrency,
@@ -120,7 +122,7 @@ def run_instruct(cfg: DictConfig, data_dir: Path, run, *, base_url: str | None =
                     prompts_sha256=checksums, sources={k: v.get("sha256") for k, v in lock["sources"].items()},
                     records=len(records), cost_usd=cost_usd(manifest["tokens"], gen.teacher))
     write_llava_records(out, records)
-    write_json(outputs("instruct", str(data_dir))["manifest"], manifest)
+    write_json(outputs("instruct", str(out_dir or default_dir(str(data_dir), "instruct")))["manifest"], manifest)
 
     run.log_params({f"prompt_sha256/{k}": v for k, v in checksums.items()})
     metrics = {"instruct/records": len(records), "instruct/images": len(chosen),
@@ -133,7 +135,7 @@ def run_instruct(cfg: DictConfig, data_dir: Path, run, *, base_url: str | None =
     if manifest["cost_usd"] is not None:
         metrics["instruct/cost_usd"] = manifest["cost_usd"]
     run.log_metrics(metrics)
-    run.log_artifact(outputs("instruct", str(data_dir))["manifest"])
+    run.log_artifact(outputs("instruct", str(out_dir or default_dir(str(data_dir), "instruct")))["manifest"])
     log.info("instruct: %d records; %d requests sent, %d replies from the cache; tokens %s", len(records),
              manifest["requests_sent"], manifest["replies_from_cache"], manifest["tokens"])
     return manifest
