@@ -189,9 +189,13 @@ def cmd_synthesize(args) -> int:
     summary = generate_world(world, seed=syn.seed, image_size=syn.image_size, n_pretrain=syn.n_pretrain,
                              n_finetune=syn.n_finetune, n_eval=syn.n_eval, records_per_image=syn.records_per_image)
     build_tiny_parts(world / "models", _tokenizer_corpus(world, summary["corpus"]), syn, seed=syn.seed)
-    # Stand-ins of the released checkpoints, for the tiny-released presets (original and llava-hf layouts).
-    write_tiny_releases(world, cfg.model, seed=syn.seed + 1)
-    sources = package_mirror(world, out, parts=(*MIRROR_PARTS, "models", *TINY_RELEASES))
+    releases: tuple[str, ...] = ()
+    if syn.llm.family == "llama" and syn.vision.tower == "clip":
+        # Stand-ins of the released checkpoints, for the tiny-released presets (original and llava-hf
+        # layouts; the original layout is a Llama + CLIP one).
+        write_tiny_releases(world, cfg.model, seed=syn.seed + 1)
+        releases = tuple(TINY_RELEASES)
+    sources = package_mirror(world, out, parts=(*MIRROR_PARTS, "models", *releases))
     shutil.rmtree(world)  # the archives are the product; the unpacked copy would double the disk use
     log.info("tiny world: %s", json.dumps(summary["counts"]))
     print(json.dumps({"mirror": str(out), "sources": sources}, indent=2))
@@ -392,7 +396,8 @@ def cmd_report(args) -> int:
     _write_resolved(cfg, out / "report_config", Stage("report"), args.override)
     write_json(out / "report_config" / "variant.json",
                {"variant": args.variant, "preset": cfg.name, "group": spec.get("group", args.variant),
-                "sweep": spec.get("sweep", ""), "axes": spec.get("axes", {}), "overrides": list(args.override)})
+                "sweep": spec.get("sweep", ""), "axes": spec.get("axes", {}), "overrides": list(args.override),
+                "reference_row": cfg.get("reference_row")})
     with _run(cfg, Stage("report"), args, _exp_dir(args, cfg)) as run:
         note = _tiny_note(scores, released=cfg.get("released") is not None) if cfg.data.get("synthetic") else ""
         rows = write_report(args.variant, cfg.paper_row, scores, out, note=note,

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -105,13 +106,13 @@ SMALL_WORLD = ["data.synthetic.n_pretrain=200", "data.synthetic.n_finetune=400",
 SWEEP = "finetune.learning_rate=1e-3,2e-3 finetune.seed=1,2"
 
 
-def _jobs(stdout: str) -> dict[str, int]:
+def planned_jobs(stdout: str) -> Counter:
     """Job counts from the 'Job stats' table of a dry run (empty when nothing is to be done)."""
     import re
 
+    counts: Counter = Counter()
     if "Nothing to be done" in stdout:
-        return {}
-    counts = {}
+        return counts
     for line in stdout.split("Job stats:", 1)[1].splitlines()[3:]:
         m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
         if not m:
@@ -136,7 +137,7 @@ def sweep_run(tmp_path_factory) -> dict:
 
     def step(name: str, overrides: list[str], sweep: str | None = None) -> None:
         config = [f"results={results}", "overrides=" + " ".join(overrides), *([f"sweep={sweep}"] if sweep else [])]
-        steps[name] = _jobs(run(["snakemake", "-n", "--cores", "1", "--config", *config]).stdout)
+        steps[name] = dict(planned_jobs(run(["snakemake", "-n", "--cores", "1", "--config", *config]).stdout))
         run(["snakemake", "--cores", "2", "--config", *config], timeout=1500)
 
     def plan_of(overrides: list[str], sweep: str | None = None) -> dict:

@@ -8,9 +8,9 @@ import random
 import re
 
 import pytest
-from conftest import run
+from conftest import planned_jobs, run
 from PIL import Image
-from test_workflow import BENCHMARKS, planned_jobs
+from test_workflow import BENCHMARKS
 
 from llava_core.cli import main
 from llava_core.evaluate.tiny_llava import WORDS, build_tiny_llava

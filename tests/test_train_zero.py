@@ -14,7 +14,8 @@ epoch is just the final mixed megabatch, which the sampler sorts by length, long
 device on 2 ranks, rank 0 takes the first 8 (all text-only) and rank 1 the last 8 (all images), in
 every step (one step an epoch). The 1-process reference (8 x 2 accumulation, no DeepSpeed) runs the
 same two micro-batches, so the ZeRO runs must reach its losses and weights. The ZeRO-2 run fine-tunes
-the whole LLM, the ZeRO-3 run trains LoRA adapters (both go through PEFT-free and PEFT forwards).
+the whole LLM, the ZeRO-3 run trains LoRA adapters (both go through PEFT-free and PEFT forwards); the ZeRO-3 LoRA
+run is repeated once on a Qwen2 LLM.
 """
 
 from __future__ import annotations
@@ -28,10 +29,12 @@ import torch
 from micro_model import MODEL, SYN
 from safetensors.torch import load_file
 from train_util import (
+    QWEN2,
     ZERO_FINETUNE,
     ZERO_STEPS,
     ZERO_TUNES,
     TinyData,
+    build_tiny_data,
     deepspeed_env,
     metrics,
     mixed_modality_data,
@@ -96,9 +99,25 @@ def test_every_step_gives_one_rank_text_only_and_the_other_images(mixed):
 
 @pytest.mark.parametrize("zero, tune", [("zero2.json", "full"), ("zero3.json", "lora")])
 def test_zero_with_a_text_only_rank_matches_one_process(mixed, references, tmp_path, zero, tune):
-    reference = references(tune)
-    out = tmp_path / zero.removesuffix(".json")
-    proc = run_stage("finetune", mixed, out, [*FINETUNE, *TUNES[tune], "-o", f"finetune.deepspeed={zero}",
+    check_zero_matches_reference(mixed, references(tune), tmp_path / zero.removesuffix(".json"), zero, tune)
+
+
+def test_zero3_lora_on_a_qwen2_llm_with_a_text_only_rank_matches_one_process(tmp_path_factory, tmp_path):
+    """The same check once on another LLM family: Qwen2 (biased q/k/v projections, LoRA on its modules)."""
+    data = build_tiny_data(tmp_path_factory.getbasetemp() / "train-data-qwen2", QWEN2)
+    qwen = mixed_modality_data(data, tmp_path / "data")
+    config = json.loads((qwen.data_dir / "models" / "tiny-llm" / "config.json").read_text())
+    assert config["model_type"] == "qwen2"
+    reference = tmp_path / "reference-lora"
+    run_stage("finetune", qwen, reference, [*QWEN2, *FINETUNE, *TUNES["lora"]], "--init", str(qwen.baseline))
+    check_zero_matches_reference(qwen, reference, tmp_path / "zero3", "zero3.json", "lora", QWEN2)
+    merged = json.loads((tmp_path / "zero3" / "model" / "config.json").read_text())
+    assert merged["text_config"]["model_type"] == "qwen2"
+
+
+def check_zero_matches_reference(mixed: TinyData, reference: Path, out: Path, zero: str, tune: str,
+                                 extra: list[str] | tuple[str, ...] = ()) -> None:
+    proc = run_stage("finetune", mixed, out, [*extra, *FINETUNE, *TUNES[tune], "-o", f"finetune.deepspeed={zero}",
                                               "-o", "finetune.resources.gpus=2", "-o", "finetune.keep_checkpoints=true"],
                      "--init", str(mixed.baseline), env=deepspeed_env())
     assert "torchrun --standalone --nnodes 1 --nproc_per_node 2" in proc.stderr

@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import run
+from conftest import planned_jobs, run
 
 BENCHMARKS = ["vqav2", "gqa", "vizwiz", "scienceqa", "textvqa", "pope", "mme", "mmbench", "mmbench_cn", "seed_bench",
               "llava_bench", "mm_vet"]
@@ -50,21 +50,6 @@ def stage_path(plan: dict, variant: str, key: str, output: str | None = None) ->
     """A stage's folder (or one of its outputs) as ``variant`` uses it."""
     entry = plan["stages"][plan["variants"][variant]["stages"][key]]
     return Path(entry["outputs"][output] if output else entry["dir"])
-
-
-def planned_jobs(stdout: str) -> Counter:
-    """Job counts from the 'Job stats' table of a dry run."""
-    counts: Counter = Counter()
-    if "Nothing to be done" in stdout:
-        return counts
-    table = stdout.split("Job stats:", 1)[1]
-    for line in table.splitlines()[3:]:
-        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
-        if not m:
-            break
-        if m.group(1) != "total":
-            counts[m.group(1)] = int(m.group(2))
-    return counts
 
 
 @pytest.fixture
@@ -210,7 +195,8 @@ def test_mlflow_holds_parent_and_child_runs(tiny):
     # The filtered training sets are the filter's and the training stages' MLflow dataset inputs.
     flt = next(r for r in runs if r.data.tags.get("mlflow.parentRunId") == data_parent.info.run_id
                and r.data.tags["llava.stage"] == "filter")
-    manifest = json.loads((tiny / "data" / "tiny" / "filtered" / "manifest.json").read_text())
+    filtered = stage_path(planned(tiny), "tiny", "filter")
+    manifest = json.loads((filtered / "manifest.json").read_text())
     inputs = {d.dataset.name: d.dataset for d in flt.inputs.dataset_inputs}
     assert set(inputs) == {"tiny/pretrain", "tiny/finetune"}
     assert inputs["tiny/finetune"].digest == manifest["finetune"]["output_sha256"][:36]

@@ -89,18 +89,19 @@ def deepspeed_env(**extra: str) -> dict:
     return stage_env(DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1", TORCH_EXTENSIONS_DIR=cache, **extra)
 
 
-def build_tiny_data(base: Path) -> TinyData:
+def build_tiny_data(base: Path, extra: list[str] | tuple[str, ...] = ()) -> TinyData:
     """The small tiny-world dataset and its reference stage-1 run under ``base`` (built once; a
-    ``done`` file marks a complete build)."""
+    ``done`` file marks a complete build); ``extra`` overrides go to every step (another LLM family)."""
     data = TinyData(base / "results", base / "data", base / "pretrain-baseline")
     if (base / "done").exists():
         return data
     mirror = base / "mirror"
-    run(["llava-core", "synthesize", "tiny", *DATA, "--out", str(mirror)])
-    run(["llava-core", "download", "tiny", *DATA, "--results", str(data.results), "--data-dir", str(data.data_dir),
+    options = [*DATA, *extra]
+    run(["llava-core", "synthesize", "tiny", *options, "--out", str(mirror)])
+    run(["llava-core", "download", "tiny", *options, "--results", str(data.results), "--data-dir", str(data.data_dir),
          "--base-url", mirror.resolve().as_uri()])
-    run(["llava-core", "filter", "tiny", *DATA, "--results", str(data.results), "--data-dir", str(data.data_dir)])
-    run_stage("pretrain", data, data.baseline, PRETRAIN)
+    run(["llava-core", "filter", "tiny", *options, "--results", str(data.results), "--data-dir", str(data.data_dir)])
+    run_stage("pretrain", data, data.baseline, [*PRETRAIN, *extra])
     (base / "done").write_text("ok")
     return data
 
@@ -112,6 +113,8 @@ def tiny_data_fixture(tmp_path_factory) -> TinyData:
 
 # ----------------------------------------------------------------------------- ZeRO with mixed modalities
 ZERO_STEPS = 3
+#: The tiny world on a Qwen2 LLM (q/k/v biases, its own module names) instead of Llama.
+QWEN2 = ["-o", "data.synthetic.llm.family=qwen2"]
 # Plain SGD: the weight change is linear in the gradient, so the weights can be compared tightly.
 # (Adam's first steps move each weight by about lr x sign(gradient), which turns rounding-level
 # differences of near-zero gradients, e.g. from another summation order, into differences of up to lr.)
@@ -150,6 +153,6 @@ def mixed_modality_data(data: TinyData, dest: Path) -> TinyData:
     return data_with_records(data, dest, "finetune", chosen)
 
 
-__all__ = ["PRETRAIN", "DATA", "ZERO_FINETUNE", "ZERO_STEPS", "ZERO_TUNES", "TinyData", "assert_same_tensors",
+__all__ = ["PRETRAIN", "DATA", "QWEN2", "ZERO_FINETUNE", "ZERO_STEPS", "ZERO_TUNES", "TinyData", "assert_same_tensors",
            "build_tiny_data", "data_with_records", "deepspeed_env", "metrics", "mixed_modality_data", "projector",
            "run_stage", "stage_cmd", "stage_env", "tiny_data_fixture", "without_image", "words"]

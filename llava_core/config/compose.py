@@ -283,6 +283,38 @@ def _instruct_mix(ins: dict | None) -> dict | None:
     return {"mix": ins["generate"]["mix"], "image_folder": ins["image_folder"], "format_prompts": ins["format_prompts"]}
 
 
+#: Keys added to the schema after results existed, with their defaults: left out of the slices while
+#: they have them, so adding a setting does not rerun every stage computed before it existed.
+NEW_KEY_DEFAULTS: dict[tuple[str, ...], Any] = {
+    ("model", "tower"): "clip",
+    ("data", "synthetic", "llm", "family"): "llama",
+    ("data", "synthetic", "llm", "tokenizer"): None,
+    ("data", "synthetic", "vision", "tower"): "clip",
+}
+
+
+def _without_new_defaults(c: dict) -> dict:
+    """``c`` (shared: never changed) with each key of :data:`NEW_KEY_DEFAULTS` left out where it has
+    its default (copies along the changed paths only)."""
+    out = dict(c)
+    for path, default in NEW_KEY_DEFAULTS.items():
+        node, parents = out, []
+        for key in path[:-1]:
+            child = node.get(key) if isinstance(node, dict) else None
+            if not isinstance(child, dict):
+                break
+            parents.append((node, key))
+            node = child
+        else:
+            if path[-1] in node and node[path[-1]] == default:
+                copy = {k: v for k, v in node.items() if k != path[-1]}
+                for parent, key in reversed(parents):  # copy the parents too, from the leaf up
+                    parent_copy = dict(parent) if parent is not out else parent
+                    parent_copy[key] = copy
+                    copy = parent_copy
+    return out
+
+
 def stage_seed(cfg: DictConfig, kind: str) -> int:
     """The seed a training stage runs with: its own (``pretrain.seed``, ``finetune.seed``) if set,
     else the experiment's ``seed``."""
@@ -297,7 +329,7 @@ def stage_config(cfg: DictConfig, stage: Stage | str) -> dict:
     stage itself reads: changing one benchmark's settings touches only that benchmark's slice.
     """
     stage = as_stage(stage)
-    c = _plain(cfg)
+    c = _without_new_defaults(_plain(cfg))
     data = {k: v for k, v in c["data"].items() if k != "resources"}
     if stage.kind == "instruct":
         return {"data": {"name": data["name"], "instruct": _instruct_slice(data.get("instruct"))}}
@@ -314,6 +346,8 @@ def stage_config(cfg: DictConfig, stage: Stage | str) -> dict:
                    "image_size": c["model"]["image_size"], "patch_size": c["model"]["patch_size"],
                    "vision_feature_select_strategy": c["model"]["vision_feature_select_strategy"],
                    "templates": {s: c[s]["template"] for s in ("pretrain", "finetune")}}
+        if "chat" in lengths["templates"].values():  # the LLM's own template and vocabulary count
+            lengths["llm"] = c["model"]["llm"]
         return {"data": {k: v for k, v in data.items() if k not in DATA_KEYS_OUTSIDE_DIGESTS}, "lengths": lengths}
     if stage.trains:
         st = dict(c[stage.kind])

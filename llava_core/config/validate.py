@@ -7,10 +7,11 @@ from functools import lru_cache
 
 from omegaconf import DictConfig
 
-TEMPLATES = ("plain", "vicuna_v1", "llava_v0")
+TEMPLATES = ("plain", "vicuna_v1", "llava_v0", "chat")  # chat: the tokenizer's own template
 ASPECTS = ("square", "pad")
 TUNES = ("projector", "full", "lora")
-PROJECTORS = ("mlp2x_gelu", "linear")
+TOWERS = ("clip", "siglip")
+TINY_FAMILIES = ("llama", "qwen2")
 UNPACK = ("none", "zip", "tar")
 EVAL_DTYPES = ("fp16", "bf16", "fp32")  # evaluation.dtype; fp16 is the official one
 LOSS_WEIGHTINGS = ("rank_mean", "global_token")  # see StageConfig.loss_weighting
@@ -27,9 +28,18 @@ def _check(value, allowed, key: str) -> None:
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError naming the key and the allowed values for anything out of range."""
     from llava_core.config.compose import ConfigError
+    from llava_core.config.schema import projector_layers
     from llava_core.evalkit import KITS as BENCHMARKS
 
-    _check(cfg.model.projector_type, PROJECTORS, "model.projector_type")
+    try:
+        projector_layers(cfg.model.projector_type)
+    except ValueError as e:
+        raise ConfigError(f"model.projector_type: {e}") from None
+    _check(cfg.model.tower, TOWERS, "model.tower")
+    syn = cfg.data.get("synthetic")
+    if syn is not None:
+        _check(syn.llm.family, TINY_FAMILIES, "data.synthetic.llm.family")
+        _check(syn.vision.tower, TOWERS, "data.synthetic.vision.tower")
     _check(cfg.model.conversation_template, TEMPLATES, "model.conversation_template")
     _check(cfg.model.vision_feature_select_strategy, ("default", "full"), "model.vision_feature_select_strategy")
     _check(cfg.evaluation.image_aspect_ratio, ASPECTS, "evaluation.image_aspect_ratio")

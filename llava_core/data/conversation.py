@@ -15,6 +15,8 @@ Templates
 ``llava_v1``
     Same, with "curious human"/"the human's questions": the argparse default of ``model_vqa*.py``
     that the v1.5 eval scripts override. Kept for checking that trap, not for training.
+``chat``
+    The tokenizer's own chat template (Llama-3, Qwen, Gemma ...): :mod:`llava_core.data.chat_template`.
 ``llava_v0`` (alias ``llava_v1_0``), LLaVA-1.0 (April 2023) finetuning
     At the initial release (commit ``8959d5c``) ``--version v1`` meant ``conv_v1_2``: roles
     ``Human``/``Assistant``, separator ``###``, and training went through the generic
@@ -81,15 +83,18 @@ _END_SIGNAL = "\n"
 
 @dataclass
 class Rendered:
-    """Prompt text and the ``[start, end)`` character spans whose tokens carry the loss."""
+    """Prompt text and the ``[start, end)`` character spans whose tokens carry the loss.
+    ``chat_template``: rendered by the tokenizer's chat template, which writes its special tokens
+    (BOS, role markers) into the text itself: tokenised as a whole, as ``apply_chat_template`` does."""
 
     text: str
     supervised: list[tuple[int, int]]
+    chat_template: bool = False
 
 
 def unknown_template_error(name: object) -> ValueError:
     """The error for a template name we do not know, listing the allowed ones."""
-    return ValueError(f"unknown conversation template {name!r}; allowed: {', '.join(sorted(TEMPLATES))}")
+    return ValueError(f"unknown conversation template {name!r}; allowed: {', '.join(sorted([*TEMPLATES, 'chat']))}")
 
 
 def get_template(name: str) -> Template:
@@ -133,7 +138,7 @@ def _prepare_turns(conversations: list[dict], has_image: bool) -> list[tuple[int
     return out
 
 
-def render(template: str, conversations: list[dict], *, has_image: bool) -> Rendered:
+def render(template: str, conversations: list[dict], *, has_image: bool, tokenizer=None) -> Rendered:
     """Render a LLaVA record's ``conversations`` as training text with supervised spans.
 
     ``vicuna_v1``/``llava_v1``: each span runs from the space after ``ASSISTANT:`` to the end of
@@ -150,7 +155,15 @@ def render(template: str, conversations: list[dict], *, has_image: bool) -> Rend
     header unmasked and drifted by one token per turn (each turn was counted with its own BOS);
     those accidents are not reproduced.
     """
+    if template == "chat":  # the tokenizer's own template (llava_core/data/chat_template.py)
+        from llava_core.data.chat_template import render_chat
+
+        return render_chat(conversations, tokenizer, has_image=has_image)
     tpl = get_template(template)
+    if conversations and isinstance(conversations[0], dict) and conversations[0].get("from") == "system":
+        # Upstream's preprocess drops a first turn that is not the human's: the template's own
+        # system prompt applies (the chat template makes it the system message instead).
+        conversations = conversations[1:]
     turns = _prepare_turns(conversations, has_image)
     if tpl.style == "plain":
         return _render_plain(turns, has_image)
@@ -199,7 +212,7 @@ def _render_signal(tpl: Template, turns: list[tuple[int, str]]) -> Rendered:
     return Rendered(text, spans)
 
 
-def render_prompt(template: str, question: str, *, has_image: bool) -> str:
+def render_prompt(template: str, question: str, *, has_image: bool, tokenizer=None) -> str:
     """Generation prompt for one question, as upstream's eval scripts build it.
 
     The scripts prepend ``"<image>\\n"`` to the question and call ``get_prompt`` with an empty
@@ -208,6 +221,10 @@ def render_prompt(template: str, question: str, *, has_image: bool) -> str:
     addition: ``plain`` with an empty question returns ``"<image>"``, the stage-1 training prefix,
     so a stage-1 checkpoint can be asked for a caption exactly as it was trained.
     """
+    if template == "chat":
+        from llava_core.data.chat_template import render_chat_prompt
+
+        return render_chat_prompt(question, tokenizer, has_image=has_image)
     tpl = get_template(template)
     if has_image:
         if IMAGE_TOKEN in question:

@@ -41,7 +41,8 @@ class SupervisedDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict:
         rec = self.records[i]
         has_image = "image" in rec
-        enc = encode(render(self.template, rec["conversations"], has_image=has_image), self.tokenizer,
+        rendered = render(self.template, rec["conversations"], has_image=has_image, tokenizer=self.tokenizer)
+        enc = encode(rendered, self.tokenizer,
                      max_length=self.max_length, num_image_tokens=self.num_image_tokens, has_image=has_image,
                      truncation=self.truncation)
         pixels = None

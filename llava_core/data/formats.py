@@ -25,6 +25,8 @@ from llava_core.io import FormatError, atomic_write, read_json, read_jsonl, writ
 
 IMAGE_TOKEN = "<image>"
 ROLES = ("human", "gpt")
+#: A record may open with ``{"from": "system", ...}``: the chat template's system message.
+SYSTEM = "system"
 
 
 def validate_record(rec: Any, path: str | os.PathLike, index: int) -> dict:
@@ -35,15 +37,20 @@ def validate_record(rec: Any, path: str | os.PathLike, index: int) -> dict:
     conv = rec.get("conversations")
     if not isinstance(conv, list) or not conv:
         raise FormatError(path, None, f"{where} (id={rec.get('id')!r}): 'conversations' must be a non-empty list")
+    # An optional leading system turn, then human/gpt alternating.
+    system = 1 if isinstance(conv[0], dict) and conv[0].get("from") == SYSTEM else 0
+    if len(conv) == system:
+        raise FormatError(path, None, f"{where} (id={rec.get('id')!r}): only a system turn, no human turn")
     for turn_no, turn in enumerate(conv):
         if not isinstance(turn, dict) or not isinstance(turn.get("value"), str):
             raise FormatError(path, None, f"{where} (id={rec.get('id')!r}) turn {turn_no}: expected "
                               "{'from': ..., 'value': str}")
-        expected = ROLES[turn_no % 2]
+        expected = SYSTEM if turn_no < system else ROLES[(turn_no - system) % 2]
         if turn.get("from") != expected:
             raise FormatError(path, None, f"{where} (id={rec.get('id')!r}) turn {turn_no}: 'from' is "
                               f"{turn.get('from')!r}, expected {expected!r}",
-                              "turns must alternate human/gpt, starting with human")
+                              "turns must alternate human/gpt, starting with human (after an optional "
+                              "system turn)")
     if "image" in rec and not isinstance(rec["image"], str):
         raise FormatError(path, None, f"{where} (id={rec.get('id')!r}): 'image' must be a string path")
     return rec

@@ -81,14 +81,15 @@ def inspect_records(records_path: str | Path, template: str, tokenizer_dir: str 
     ``supervised`` holds the decoded text (special tokens kept) of each contiguous run of
     supervised tokens; for ``vicuna_v1`` that is each answer with its leading space and ``</s>``.
     """
-    get_template(template)  # fail before reading anything
+    if template != "chat":
+        get_template(template)  # fail before reading anything
     records = read_llava_records(records_path)
     tokenizer = load_tokenizer(tokenizer_dir)
     n_image = num_image_tokens if num_image_tokens is not None else default_image_tokens(tokenizer_dir)
     for i, rec in enumerate(records):
         try:
             has_image = "image" in rec
-            rendered = render(template, rec["conversations"], has_image=has_image)
+            rendered = render(template, rec["conversations"], has_image=has_image, tokenizer=tokenizer)
             enc = encode(rendered, tokenizer, max_length=max_length, num_image_tokens=n_image, has_image=has_image,
                          truncation=truncation)
         except ValueError as e:

@@ -184,6 +184,15 @@ def _text_tokens(text: str, tokenizer: Any, *, image_token: str, has_image: bool
     return ids, offsets, image_id
 
 
+def _templated_tokens(text: str, tokenizer: Any, *, image_token: str, has_image: bool
+                      ) -> tuple[list[int], list[tuple[int, int]], int | None]:
+    """Ids and offsets of a chat template's rendering, tokenised as a whole with its special tokens
+    (``apply_chat_template(..., tokenize=True)``'s ids; ``<image>`` is one added token)."""
+    batch = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    image_id = tokenizer.convert_tokens_to_ids(image_token) if has_image else None
+    return list(batch["input_ids"]), [tuple(o) for o in batch["offset_mapping"]], image_id
+
+
 def encode(rendered: Rendered, tokenizer: Any, *, max_length: int, num_image_tokens: int,
            has_image: bool | None = None, truncation: str = "text", image_token: str = IMAGE_TOKEN) -> Encoded:
     """Tokenise ``rendered.text`` as upstream does, label it from the spans, expand the image, truncate.
@@ -212,11 +221,14 @@ def encode(rendered: Rendered, tokenizer: Any, *, max_length: int, num_image_tok
     if n_images and num_image_tokens < 1:
         raise ValueError(f"num_image_tokens must be positive, got {num_image_tokens}")
 
-    ids, offsets, image_id = _text_tokens(text, tokenizer, image_token=image_token, has_image=bool(n_images))
+    if rendered.chat_template:
+        ids, offsets, image_id = _templated_tokens(text, tokenizer, image_token=image_token, has_image=bool(n_images))
+    else:
+        ids, offsets, image_id = _text_tokens(text, tokenizer, image_token=image_token, has_image=bool(n_images))
     if n_images and (image_id is None or image_id == tokenizer.unk_token_id):
         raise ValueError(f"the tokenizer does not encode {image_token!r} as a single token; "
                          "call make_tokenizer_for_llava first")
-    prefix = _prefix_ids(tokenizer)
+    prefix = [] if rendered.chat_template else _prefix_ids(tokenizer)
     mask = [False] * len(prefix) + _supervised_mask(offsets, rendered.supervised)
     ids = prefix + ids
 

@@ -43,10 +43,19 @@ GENERATION_VERSION = 2
 PARTIAL_FORMAT = "llava-core/partial-answers/1"
 
 
-def _encode_prompt(prompt: str, parts) -> list[int]:
+def _encode_prompt(prompt: str, parts, template: str) -> list[int]:
     # No supervised spans: only the ids (with the image token expanded) are needed.
-    return encode(Rendered(prompt, []), parts.tokenizer, max_length=10**9,
+    return encode(Rendered(prompt, [], chat_template=template == "chat"), parts.tokenizer, max_length=10**9,
                   num_image_tokens=parts.num_image_tokens).input_ids
+
+
+def stop_ids(template: str, tokenizer) -> int | list[int]:
+    """What generation stops at: the chat template's end-of-turn token (and EOS), else EOS."""
+    if template == "chat":
+        from llava_core.data.chat_template import stop_token_ids
+
+        return stop_token_ids(tokenizer)
+    return tokenizer.eos_token_id
 
 
 def dtype_name(dtype: torch.dtype) -> str:
@@ -80,13 +89,13 @@ def generate_answers(parts, questions: list[EvalQuestion], *, template: str, asp
     model.eval()
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
-    prompts = [render_prompt(template, q.text, has_image=q.image is not None) for q in questions]
-    encoded = [_encode_prompt(p, parts) for p in prompts]
+    prompts = [render_prompt(template, q.text, has_image=q.image is not None, tokenizer=tok) for q in questions]
+    encoded = [_encode_prompt(p, parts, template) for p in prompts]
     limits = [max_new_tokens or q.default_max_new_tokens for q in questions]
     # Same answer budget together (a 16-token question never waits for a 1024-token one), then
     # by length so a batch carries little padding.
     order = sorted(range(len(questions)), key=lambda i: (limits[i], len(encoded[i]), i))
-    eos = tok.eos_token_id
+    eos = stop_ids(template, tok)
     answers: dict[int, dict] = {}
     bar = tqdm(total=len(questions), desc="generate", unit="q", disable=not progress)
     for start in range(0, len(order), batch_size):

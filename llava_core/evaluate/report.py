@@ -191,6 +191,7 @@ class ReportedRun:
     paper_row: str | None
     released: bool
     group: str = ""
+    reference_row: str | None = None  # a paper row shown beside it as a reference only
 
 
 def read_reported(csv_path: Path) -> ReportedRun:
@@ -204,7 +205,8 @@ def read_reported(csv_path: Path) -> ReportedRun:
     variant_path = csv_path.parent / "report_config" / "variant.json"
     variant = json.loads(variant_path.read_text(encoding="utf-8")) if variant_path.is_file() else {}
     name = csv_path.parent.name
-    return ReportedRun(name, rows, meta.get("paper_row"), bool(meta.get("released")), variant.get("group") or name)
+    return ReportedRun(name, rows, meta.get("paper_row"), bool(meta.get("released")), variant.get("group") or name,
+                       variant.get("reference_row"))
 
 
 def _num(row: dict | None, key: str) -> float | None:
@@ -220,15 +222,16 @@ def summary_lines(runs: list[ReportedRun]) -> list[str]:
     the paper's number, each released checkpoint's, each reproduction's, and each reproduction's
     difference from the released weights, marked ``*`` where it exceeds the noise the reports
     know of (the spread of the judge runs of both, for judged benchmarks; none otherwise)."""
-    groups: dict[str | None, list[ReportedRun]] = {}
-    for run in runs:
-        groups.setdefault(run.paper_row, []).append(run)
+    groups: dict[tuple[str | None, bool], list[ReportedRun]] = {}
+    for run in runs:  # a run with a reference row (another LLM or tower) sits beside that row's numbers
+        key = (run.paper_row, False) if run.paper_row or not run.reference_row else (run.reference_row, True)
+        groups.setdefault(key, []).append(run)
     header, columns = ["Benchmark"], []  # each column: a function of the benchmark -> cell text
-    for row, members in groups.items():
+    for (row, reference), members in groups.items():
         released = [r for r in members if r.released]
         trained = [r for r in members if not r.released]
         if row in PAPER_NUMBERS:
-            header.append(f"Paper ({row})")
+            header.append(f"Paper ({row}{', reference' if reference else ''})")
             columns.append(lambda b, row=row: _fmt(PAPER_NUMBERS[row].get(b)))
         for r in released:
             header.append(f"{r.name} (released)")

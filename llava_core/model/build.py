@@ -1,4 +1,5 @@
-"""Build transformers' ``LlavaForConditionalGeneration`` from a CLIP tower and a Llama-family LLM.
+"""Build transformers' ``LlavaForConditionalGeneration`` from a vision tower (CLIP or SigLIP) and a
+causal LM (Llama, Qwen2, Mistral, Gemma ...: whatever ``AutoModelForCausalLM`` loads).
 
 The LLM and vision tower are loaded once and placed into a LLaVA shell built on the meta device,
 so no weights are copied; only the projector is freshly initialised (default ``nn.Linear``
@@ -23,6 +24,12 @@ from transformers import (
 )
 
 from llava_core.data.images import load_image_processor
+from llava_core.model.projector import (  # noqa: F401 - the projector files, re-exported for the runner
+    fresh_projector,
+    is_linear_projector,
+    load_projector,
+    save_projector,
+)
 from llava_core.model.training_forward import BlankImageLlavaModel
 
 log = logging.getLogger(__name__)
@@ -65,8 +72,17 @@ def torch_dtype(name: str) -> torch.dtype:
 
 
 def num_image_tokens(model_cfg) -> int:
+    """Image tokens per image: the patches, plus CLIP's CLS position under ``full`` (SigLIP has none)."""
     n = (model_cfg.image_size // model_cfg.patch_size) ** 2
-    return n + (1 if model_cfg.vision_feature_select_strategy == "full" else 0)
+    cls = getattr(model_cfg, "tower", "clip") == "clip"
+    return n + (1 if cls and model_cfg.vision_feature_select_strategy == "full" else 0)
+
+
+def vision_model_class(tower: str):
+    """The transformers class of a vision tower: CLIP's or SigLIP's vision model."""
+    from transformers import SiglipVisionModel
+
+    return {"clip": CLIPVisionModel, "siglip": SiglipVisionModel}[tower]
 
 
 def build_llava(model_cfg, data_dir: str | Path | None = None) -> LlavaParts:
@@ -82,9 +98,10 @@ def build_llava(model_cfg, data_dir: str | Path | None = None) -> LlavaParts:
     dtype = torch_dtype(model_cfg.torch_dtype)
     tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(llm_path, use_fast=True))
     tokenizer.model_max_length = model_cfg.model_max_length
-    image_processor = load_image_processor(vision_path)  # pinned PIL backend, see llava_core.data.images
+    tower = getattr(model_cfg, "tower", "clip")
+    image_processor = load_image_processor(vision_path, tower)  # pinned PIL backend, see llava_core.data.images
     llm = AutoModelForCausalLM.from_pretrained(llm_path, dtype=dtype)
-    vision = CLIPVisionModel.from_pretrained(vision_path, dtype=dtype)
+    vision = vision_model_class(tower).from_pretrained(vision_path, dtype=dtype)
     if len(tokenizer) > llm.get_input_embeddings().weight.shape[0]:
         llm.resize_token_embeddings(len(tokenizer))
 
@@ -92,8 +109,8 @@ def build_llava(model_cfg, data_dir: str | Path | None = None) -> LlavaParts:
         vision_config=vision.config, text_config=llm.config,
         image_token_index=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
         # LLaVA-1.0's linear projector is the same module with an identity activation and a frozen
-        # identity second layer (see _fresh_projector), so transformers can still load it.
-        projector_hidden_act="gelu" if model_cfg.projector_type == "mlp2x_gelu" else "linear",
+        # identity second layer (see llava_core/model/projector.py), so transformers can still load it.
+        projector_hidden_act="linear" if model_cfg.projector_type == "linear" else "gelu",
         vision_feature_layer=model_cfg.vision_feature_layer,
         vision_feature_select_strategy=model_cfg.vision_feature_select_strategy,
         image_seq_length=num_image_tokens(model_cfg), multimodal_projector_bias=True,
@@ -107,32 +124,13 @@ def build_llava(model_cfg, data_dir: str | Path | None = None) -> LlavaParts:
     model.model.vision_tower = vision
     model.model.language_model = llm.model
     model.lm_head = llm.lm_head
-    model.model.multi_modal_projector = _fresh_projector(model, model_cfg.projector_type, dtype)
+    model.model.multi_modal_projector = fresh_projector(model.config, model_cfg.projector_type, dtype)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.bos_token_id = tokenizer.bos_token_id
     model.config.projector_type = model_cfg.projector_type
     vision.requires_grad_(False)  # the vision tower is always frozen
     return LlavaParts(model, tokenizer, image_processor)
-
-
-def _fresh_projector(model: LlavaForConditionalGeneration, projector_type: str, dtype: torch.dtype) -> nn.Module:
-    from transformers.models.llava.modeling_llava import LlavaMultiModalProjector
-
-    if projector_type not in ("mlp2x_gelu", "linear"):
-        raise ValueError(f"projector_type={projector_type!r}: expected mlp2x_gelu or linear")
-    proj = LlavaMultiModalProjector(model.config).to(dtype)
-    if projector_type == "linear":
-        # x -> linear_2(identity(linear_1(x))) = linear_1(x) while linear_2 stays the identity.
-        with torch.no_grad():
-            proj.linear_2.weight.copy_(torch.eye(proj.linear_2.weight.shape[0], dtype=dtype))
-            proj.linear_2.bias.zero_()
-    return proj
-
-
-def is_linear_projector(model) -> bool:
-    """True for LLaVA-1.0's single linear projector (identity activation, identity linear_2)."""
-    return getattr(model.config, "projector_hidden_act", "gelu") == "linear"
 
 
 def freeze_identity_layer(model) -> None:
@@ -170,43 +168,3 @@ def parameter_counts(model: nn.Module) -> dict[str, int]:
                 key = f"params/{part}/trainable" if p.requires_grad else f"params/{part}/frozen"
                 counts[key] = counts.get(key, 0) + n
     return counts
-
-
-# ----------------------------------------------------------------------------- projector files
-
-_ORIGINAL_TO_HF = {"model.mm_projector.0": "linear_1", "model.mm_projector.2": "linear_2"}
-_ORIGINAL_LINEAR = "model.mm_projector"  # LLaVA-1.0: a bare nn.Linear
-
-
-def save_projector(model: LlavaForConditionalGeneration, path: Path) -> None:
-    """Write the projector as the original ``mm_projector.bin`` (keys ``model.mm_projector.{0,2}.*``)."""
-    from llava_core.io import atomic_write
-
-    state = model.model.multi_modal_projector.state_dict()
-    hf_to_orig = {v: k for k, v in _ORIGINAL_TO_HF.items()}
-    out = {}
-    for key, tensor in state.items():
-        layer, param = key.split(".", 1)
-        if is_linear_projector(model):
-            if layer == "linear_1":
-                out[f"{_ORIGINAL_LINEAR}.{param}"] = tensor.detach().cpu().clone()
-            continue
-        out[f"{hf_to_orig[layer]}.{param}"] = tensor.detach().cpu().clone()
-    with atomic_write(path, "wb") as fh:
-        torch.save(out, fh)
-
-
-def load_projector(model: LlavaForConditionalGeneration, path: Path) -> None:
-    """Load an original-layout ``mm_projector.bin`` into the transformers projector."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    mapped = {}
-    linear = is_linear_projector(model)
-    expected = ({_ORIGINAL_LINEAR: "linear_1"} if linear else _ORIGINAL_TO_HF)
-    for key, tensor in state.items():
-        prefix, param = key.rsplit(".", 1)
-        if prefix not in expected:
-            raise ValueError(f"{path}: unexpected key {key!r} for a {'linear' if linear else 'mlp2x_gelu'} "
-                             f"projector; expected {sorted(expected)} + .weight/.bias")
-        mapped[f"{expected[prefix]}.{param}"] = tensor
-    proj = model.model.multi_modal_projector
-    proj.load_state_dict({k: v.to(proj.linear_1.weight.dtype) for k, v in mapped.items()}, strict=not linear)

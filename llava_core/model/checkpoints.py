@@ -39,7 +39,7 @@ from transformers import (
     LlavaProcessor,
 )
 
-from llava_core.data.images import load_image_processor
+from llava_core.data.images import load_image_processor, output_hw
 from llava_core.data.tokenize import use_legacy_sentencepiece
 from llava_core.io import apply_umask, atomic_dir, read_json
 from llava_core.model.build import IMAGE_TOKEN, LlavaParts, torch_dtype
@@ -51,10 +51,15 @@ _STRATEGIES = ("default", "full")
 
 
 # ----------------------------------------------------------------------------- our format
+def has_cls_token(vision_config) -> bool:
+    """CLIP's vision model has a CLS position before the patches; SigLIP's has none."""
+    return not str(getattr(vision_config, "model_type", "clip")).startswith("siglip")
+
+
 def expected_image_tokens(vision_config, strategy: str) -> int:
-    """Image tokens per image: patches, plus the CLS position under ``full``."""
+    """Image tokens per image: patches, plus a CLIP tower's CLS position under ``full``."""
     n = (vision_config.image_size // vision_config.patch_size) ** 2
-    return n + (1 if strategy == "full" else 0)
+    return n + (1 if strategy == "full" and has_cls_token(vision_config) else 0)
 
 
 def make_processor(model: LlavaForConditionalGeneration, tokenizer, image_processor, *,
@@ -74,12 +79,13 @@ def make_processor(model: LlavaForConditionalGeneration, tokenizer, image_proces
                          f"is {cfg.image_token_index}")
     if len(tokenizer(image_token, add_special_tokens=False)["input_ids"]) != 1:
         raise ValueError(f"the tokenizer splits {image_token!r}; add it as a special token")
+    cls = 1 if has_cls_token(cfg.vision_config) else 0
     processor = LlavaProcessor(image_processor=image_processor, tokenizer=tokenizer,
                                patch_size=cfg.vision_config.patch_size, vision_feature_select_strategy=strategy,
-                               num_additional_image_tokens=1, image_token=image_token, chat_template=chat_template)
-    crop = image_processor.crop_size
-    h, w = int(crop["height"]), int(crop["width"])
-    n = (h // processor.patch_size) * (w // processor.patch_size) + 1 - (1 if strategy == "default" else 0)
+                               num_additional_image_tokens=cls, image_token=image_token,
+                               chat_template=chat_template or getattr(tokenizer, "chat_template", None))
+    h, w = output_hw(image_processor)
+    n = (h // processor.patch_size) * (w // processor.patch_size) + cls - (cls if strategy == "default" else 0)
     if n != cfg.image_seq_length or n != expected_image_tokens(cfg.vision_config, strategy):
         raise ValueError(f"the processor would expand {image_token!r} to {n} tokens ({h}x{w} crop, patch "
                          f"{processor.patch_size}) but the model expects image_seq_length={cfg.image_seq_length} "
@@ -123,6 +129,7 @@ def load_llava(model_dir: str | Path, dtype: str = "auto") -> LlavaParts:
     """
     model_dir = Path(model_dir)
     model = LlavaForConditionalGeneration.from_pretrained(model_dir, dtype=torch_dtype(dtype))
+    _deeper_projector(model, model_dir)
     if (model_dir / "processor_config.json").exists():
         tokenizer = AutoProcessor.from_pretrained(model_dir).tokenizer
     else:
@@ -135,6 +142,23 @@ def load_llava(model_dir: str | Path, dtype: str = "auto") -> LlavaParts:
         raise ValueError(f"{model_dir}: the tokenizer maps {IMAGE_TOKEN!r} to {image_id}, the config's "
                          f"image_token_index is {model.config.image_token_index}")
     return LlavaParts(model, tokenizer, image_processor)
+
+
+def _deeper_projector(model, model_dir: Path) -> None:
+    """An ``mlp{N}x_gelu`` projector with N >= 3 (transformers' class holds two layers): rebuilt
+    and loaded from the checkpoint's own weights."""
+    from llava_core.config.schema import projector_layers
+    from llava_core.model.projector import fresh_projector
+
+    ptype = getattr(model.config, "projector_type", "mlp2x_gelu")
+    if projector_layers(ptype) < 3:
+        return
+    proj = fresh_projector(model.config, ptype, model.model.multi_modal_projector.linear_1.weight.dtype)
+    prefixes = ("multi_modal_projector.", "model.multi_modal_projector.")
+    state = {k.split("multi_modal_projector.", 1)[1]: v for k, v in read_state_dict(model_dir).items()
+             if k.startswith(prefixes)}
+    proj.load_state_dict(state, strict=True)
+    model.model.multi_modal_projector = proj
 
 
 # ----------------------------------------------------------------------------- original LLaVA

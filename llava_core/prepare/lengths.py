@@ -40,7 +40,8 @@ def _text_lengths(chunk: list[tuple[int, dict]]) -> list[tuple[int, str, bool, i
     for i, rec in chunk:
         has_image = "image" in rec
         try:
-            rendered = render(_state["template"], rec["conversations"], has_image=has_image)
+            rendered = render(_state["template"], rec["conversations"], has_image=has_image,
+                              tokenizer=_state["tokenizer"])
             n: int | str = encode(rendered, _state["tokenizer"], max_length=10**9, num_image_tokens=1,
                                   has_image=has_image).num_text_tokens
         except ValueError as e:
