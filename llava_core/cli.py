@@ -539,6 +539,60 @@ def cmd_import(args) -> int:
     return 0
 
 
+def final_model(args) -> tuple[Path, object]:
+    """The final model of the experiment or variant ``args`` name (stage 2's, or the imported
+    release's) and the variant's config; an error that says how to make it when it is missing."""
+    from llava_core.plan.build import plan_all
+
+    cfg = _load(args)
+    p = plan_all([args.experiment], args.override, None, results=str(args.results))
+    (variant,) = p["variants"].values()
+    key = "import" if "import" in variant["stages"] else "finetune"
+    model = Path(p["stages"][variant["stages"][key]]["outputs"]["model"])
+    if not (model / "config.json").is_file():
+        raise FileNotFoundError(f"{model}: {variant['name']!r} has no final model yet; train it first "
+                                f"(snakemake --cores 2 --config experiments={args.experiment} ...), or give --model DIR")
+    return model, cfg
+
+
+def _session(args, model_dir: Path | None = None, cfg=None):
+    """A chat session on ``--model`` (or the experiment's final model) with the evaluation's settings."""
+    from llava_core.data.chat_template import has_chat_template
+    from llava_core.evaluate.run import load_for_eval
+    from llava_core.serve.session import ChatSession, Sampling
+
+    if model_dir is None:
+        model_dir, cfg = (Path(args.model), None) if args.model else final_model(args)
+    ev = cfg.evaluation if cfg is not None else None
+    quant = "8bit" if args.load_8bit else "4bit" if args.load_4bit else (ev.quantization if ev else "none")
+    dtype = args.dtype or (ev.dtype if ev else "auto")
+    parts = load_for_eval(model_dir, dtype, quant)
+    template = args.template or (cfg.model.conversation_template if cfg is not None else
+                                 "chat" if has_chat_template(parts.tokenizer) else "vicuna_v1")
+    sampling = Sampling(args.temperature, args.top_p, args.max_new_tokens)
+    session = ChatSession(parts, template, ev.image_aspect_ratio if ev else "pad", sampling)
+    return session, model_dir, f"{model_dir} ({template} template, {dtype}, quantization {quant})"
+
+
+def cmd_chat(args) -> int:
+    from llava_core.serve.terminal import answer, interact
+
+    if not args.model and not args.experiment:
+        raise ConfigError("name an experiment (e.g. tiny) or give --model DIR")
+    session, _, banner = _session(args)
+    if args.image:
+        session.set_image(args.image)
+    if args.ask:  # for scripts: each answer on its own, the turns chained
+        for question in args.ask:
+            answer(session, question, sys.stdout, stream=False)
+    else:
+        print(f"llava-core chat: {banner}")
+        interact(session)
+    if args.save:
+        print(f"(saved {session.save(args.save)})")
+    return 0
+
+
 def cmd_import_checkpoint(args) -> int:
     from llava_core.model.checkpoints import import_llava_hf, import_original
 
@@ -553,6 +607,21 @@ def cmd_import_checkpoint(args) -> int:
 
 
 # ----------------------------------------------------------------------------- parser
+def _model_flags(sp: argparse.ArgumentParser) -> None:
+    """How chat and demo load and ask a model (defaults: the experiment's evaluation settings)."""
+    sp.add_argument("--model", help="a model folder instead of the experiment's (ours, or an imported release)")
+    sp.add_argument("--template", help="conversation template (default: the experiment's; with --model: chat if "
+                    "the tokenizer has a chat template, else vicuna_v1)")
+    sp.add_argument("--dtype", choices=("fp16", "bf16", "fp32", "auto"),
+                    help="default: evaluation.dtype of the experiment (auto with --model)")
+    quant = sp.add_mutually_exclusive_group()
+    quant.add_argument("--load-8bit", action="store_true", help="LLM.int8() through bitsandbytes")
+    quant.add_argument("--load-4bit", action="store_true", help="NF4 through bitsandbytes")
+    sp.add_argument("--temperature", type=float, default=0.0, help="0: greedy, as the evaluation (default)")
+    sp.add_argument("--top-p", type=float, default=1.0)
+    sp.add_argument("--max-new-tokens", type=int, default=512)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="llava-core", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -666,6 +735,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--num-image-tokens", type=int,
                     help="image tokens per image (default: the folder's image_seq_length, else 576)")
     sp.set_defaults(fn=cmd_inspect)
+    sp = exp_cmd("chat", "talk to a model in the terminal: the experiment's (or variant's) final model, or --model",
+                 cmd_chat)
+    _model_flags(sp)
+    sp.add_argument("--image", help="the image of the first turn (or /image PATH in the chat)")
+    sp.add_argument("--ask", action="append", metavar="QUESTION",
+                    help="answer this and exit (repeatable: the turns of one conversation)")
+    sp.add_argument("--save", metavar="FILE", help="write the conversation as a LLaVA record when it ends")
     sp = sub.add_parser("import-checkpoint", help="convert an original or llava-hf LLaVA checkpoint to ours")
     sp.add_argument("src", help="checkpoint folder")
     sp.add_argument("--out", required=True)

@@ -51,7 +51,14 @@ def tiny_local(tmp_path_factory) -> Path:
     """The tiny DAG run once, locally, with ``snakemake --cores 2`` into a temporary results folder.
 
     Every job records the ``llava_core`` modules it imported in ``<results>/imports.jsonl``
-    (test_workflow checks them against the plan's code digests)."""
+    (test_workflow checks them against the plan's code digests). ``LLAVA_CORE_TINY_RESULTS=<dir>``
+    reuses a copy of a finished run instead, to iterate on the tests that only read it."""
+    import shutil
+
+    if os.environ.get("LLAVA_CORE_TINY_RESULTS"):
+        results = tmp_path_factory.mktemp("tiny-results") / "copy"
+        shutil.copytree(os.environ["LLAVA_CORE_TINY_RESULTS"], results, symlinks=True)
+        return results
     results = tmp_path_factory.mktemp("tiny-results")
     run(["snakemake", "--cores", "2", "--config", f"results={results}"], timeout=1500,
         env={"LLAVA_CORE_RECORD_IMPORTS": str(results / "imports.jsonl")})

@@ -64,7 +64,7 @@ def test_tiny_dag_writes_report_with_every_benchmark(tiny):
                   "SEED-Bench", "LLaVA-Bench", "MM-Vet"):
         assert re.search(rf"\| {re.escape(title)}[^|]* \| [\d.]+ \| [\d.]+ \| [+-][\d.]+ \|", report), report
     rows = (tiny / "tiny" / "report.csv").read_text().splitlines()
-    assert rows[0] == "benchmark,title,paper,chance,ours,delta,above_chance,noise" and len(rows) == 1 + len(BENCHMARKS)
+    assert rows[0] == "benchmark,title,paper,chance,ours,delta,above_chance,noise,quantization" and len(rows) == 1 + len(BENCHMARKS)
     # The noise a report knows of: the spread of the judge runs (the tiny judge runs once), else none.
     noise = {r["benchmark"]: r["noise"] for r in csv.DictReader(rows)}
     assert noise == {b: "0.0" if b in ("llava_bench", "mm_vet") else "" for b in BENCHMARKS}

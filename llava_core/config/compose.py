@@ -369,6 +369,8 @@ def stage_config(cfg: DictConfig, stage: Stage | str) -> dict:
                "eval_root": data["eval_root"]}
         from llava_core.evalkit import kit
 
+        if ev.get("quantization", "none") != "none":  # absent when off: unquantised digests stay as they were
+            out["quantization"] = ev["quantization"]
         if kit(bench).judged:  # judged by an LLM: the judge's settings decide the score too
             out["judge"] = ev["judge"]
         return out

@@ -331,6 +331,9 @@ class EvaluationConfig:
     # Precision the model is loaded in and images are cast to: fp16 (the official
     # load_pretrained_model), bf16 or fp32. Honoured on CPU too (see docs/evaluation.md).
     dtype: str = "fp16"
+    # none, 8bit or 4bit: the LLM's linear layers loaded through bitsandbytes (upstream's
+    # --load-8bit/--load-4bit). Scores from a quantised model are marked so in every report.
+    quantization: str = "none"
     image_aspect_ratio: str = "pad"
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     resources: Resources = field(default_factory=Resources)

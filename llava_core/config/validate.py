@@ -13,7 +13,8 @@ TUNES = ("projector", "full", "lora")
 TOWERS = ("clip", "siglip")
 TINY_FAMILIES = ("llama", "qwen2")
 UNPACK = ("none", "zip", "tar")
-EVAL_DTYPES = ("fp16", "bf16", "fp32")  # evaluation.dtype; fp16 is the official one
+EVAL_DTYPES = ("fp16", "bf16", "fp32")
+QUANTIZATION = ("none", "8bit", "4bit")  # evaluation.quantization (llava_core/model/quantize.py)  # evaluation.dtype; fp16 is the official one
 LOSS_WEIGHTINGS = ("rank_mean", "global_token")  # see StageConfig.loss_weighting
 TRUNCATIONS = ("text", "expanded")  # llava_core.data.tokenize.TRUNCATION_MODES
 
@@ -44,6 +45,7 @@ def validate(cfg: DictConfig) -> None:
     _check(cfg.model.vision_feature_select_strategy, ("default", "full"), "model.vision_feature_select_strategy")
     _check(cfg.evaluation.image_aspect_ratio, ASPECTS, "evaluation.image_aspect_ratio")
     _check(cfg.evaluation.dtype, EVAL_DTYPES, "evaluation.dtype")
+    _check(cfg.evaluation.quantization, QUANTIZATION, "evaluation.quantization")
     if cfg.evaluation.batch_size < 1:
         raise ConfigError(f"evaluation.batch_size must be >= 1 (1 is the official setting), got "
                           f"{cfg.evaluation.batch_size}")

@@ -20,6 +20,7 @@ it, so a Qwen3 answer starts with the answer); generation stops at the end-of-tu
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from llava_core.data.conversation import Rendered, _prepare_turns
@@ -113,14 +114,20 @@ def _header_end(tokenizer: Any, history: list[dict], text: str, pos: int) -> int
     return at + len(header)
 
 
-def render_chat_prompt(question: str, tokenizer: Any, *, has_image: bool, system: str | None = None) -> str:
-    """The generation prompt of one question (``<image>`` first, as the eval scripts put it)."""
+def render_chat_prompt(question: str, tokenizer: Any, *, has_image: bool, system: str | None = None,
+                       history: Sequence[tuple[str, str]] = ()) -> str:
+    """The generation prompt of one question (``<image>`` first, as the eval scripts put it),
+    after ``history``'s (question, answer) turns (the image going with the first question)."""
     _need_template(tokenizer)
+    questions = [q for q, _ in history] + [question]
     if has_image:
-        question = IMAGE_TOKEN + "\n" + question.replace(IMAGE_TOKEN, "").strip()
-    elif IMAGE_TOKEN in question:
-        raise ValueError(f"question contains {IMAGE_TOKEN!r} but has_image is False")
-    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": question}]
+        questions[0] = IMAGE_TOKEN + "\n" + questions[0].replace(IMAGE_TOKEN, "").strip()
+    if any(IMAGE_TOKEN in q for q in questions[int(has_image):]):
+        raise ValueError(f"a question contains {IMAGE_TOKEN!r}: only the image's own place may hold it")
+    messages = [{"role": "system", "content": system}] if system else []
+    for q, (_, a) in zip(questions[:-1], history, strict=True):
+        messages += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
+    messages.append({"role": "user", "content": questions[-1]})
     return _render(tokenizer, messages, True, **TEMPLATE_KWARGS)
 
 

@@ -30,6 +30,7 @@ Templates
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -212,7 +213,8 @@ def _render_signal(tpl: Template, turns: list[tuple[int, str]]) -> Rendered:
     return Rendered(text, spans)
 
 
-def render_prompt(template: str, question: str, *, has_image: bool, tokenizer=None) -> str:
+def render_prompt(template: str, question: str, *, has_image: bool, tokenizer=None,
+                  history: Sequence[tuple[str, str]] = ()) -> str:
     """Generation prompt for one question, as upstream's eval scripts build it.
 
     The scripts prepend ``"<image>\\n"`` to the question and call ``get_prompt`` with an empty
@@ -220,21 +222,31 @@ def render_prompt(template: str, question: str, *, has_image: bool, tokenizer=No
     gives ``"{system}###Human: {q}###Assistant:"``; ``plain`` gives ``"<image>\\n{q}\\n"``. One
     addition: ``plain`` with an empty question returns ``"<image>"``, the stage-1 training prefix,
     so a stage-1 checkpoint can be asked for a caption exactly as it was trained.
+
+    ``history``: earlier (question, answer) turns of a chat, the image going with the first
+    question. They are rendered as ``get_prompt`` renders a conversation (for ``vicuna_v1``, as the
+    training text: ``... ASSISTANT: {a1}</s>USER: {q2} ASSISTANT:``), so with no history the prompt
+    is the evaluation's.
     """
     if template == "chat":
         from llava_core.data.chat_template import render_chat_prompt
 
-        return render_chat_prompt(question, tokenizer, has_image=has_image)
+        return render_chat_prompt(question, tokenizer, has_image=has_image, history=history)
     tpl = get_template(template)
+    questions = [q for q, _ in history] + [question]
     if has_image:
-        if IMAGE_TOKEN in question:
-            question = question.replace(IMAGE_TOKEN, "").strip()
-        if tpl.style == "plain" and not question:
+        first = questions[0].replace(IMAGE_TOKEN, "").strip() if IMAGE_TOKEN in questions[0] else questions[0]
+        if tpl.style == "plain" and not first and not history:
             return IMAGE_TOKEN
-        question = IMAGE_TOKEN + "\n" + question
-    elif IMAGE_TOKEN in question:
-        raise ValueError(f"question contains {IMAGE_TOKEN!r} but has_image is False")
+        questions[0] = IMAGE_TOKEN + "\n" + first
+    if any(IMAGE_TOKEN in q for q in questions[int(has_image):]):
+        raise ValueError(f"a question contains {IMAGE_TOKEN!r}: only the image's own place may hold it")
     if tpl.style == "plain":
-        return question + tpl.sep
-    # TWO and SINGLE agree up to the question: system, sep, "USER: q", sep, "ASSISTANT:"
-    return f"{tpl.system}{tpl.sep}{tpl.roles[0]}: {question}{tpl.sep}{tpl.roles[1]}:"
+        if history:
+            raise ValueError("the plain template (stage 1) has no turns: a chat needs a stage-2 template")
+        return questions[0] + tpl.sep
+    # TWO and SINGLE agree up to the question: system, sep, "USER: q", sep, "ASSISTANT:"; an answer
+    # ends with sep2 (TWO) or sep (SINGLE).
+    end = tpl.sep2 if tpl.style == "two" else tpl.sep
+    turns = "".join(f"{tpl.roles[0]}: {q}{tpl.sep}{tpl.roles[1]}: {a}{end}" for q, (_, a) in zip(questions[:-1], history, strict=True))
+    return f"{tpl.system}{tpl.sep}{turns}{tpl.roles[0]}: {questions[-1]}{tpl.sep}{tpl.roles[1]}:"

@@ -221,24 +221,31 @@ def _read_partial(path: Path, header: dict) -> dict[str, dict]:
 
 def answer_questions(parts, questions: list[EvalQuestion], answers_path: str | Path, *, model_path: str | Path,
                      template: str, aspect: str, batch_size: int, max_new_tokens: int | None, model_id: str,
-                     dtype: str = "", progress: bool = True,
+                     dtype: str = "", quantization: str = "none", progress: bool = True,
                      on_batch: Callable[[list[dict]], None] | None = None) -> list[dict]:
     """:func:`generate_answers` with resuming; writes ``answers_path`` atomically and returns its rows.
 
     ``dtype`` (``evaluation.dtype``), if given, must be the loaded model's. The settings digest
     records the model's dtype, device type and the batch size: outside fp32 each can change a
     greedy answer, so a partial file made with other ones is not mixed in. The partial file is
-    kept after success: a rerun whose scoring failed reuses every answer.
+    kept after success: a rerun whose scoring failed reuses every answer. ``quantization``
+    (``evaluation.quantization``) must be how the model was loaded, and is part of the settings.
     """
+    from llava_core.model.quantize import quantization_of
     answers_path = Path(answers_path)
     param = next(parts.model.parameters())
     used_dtype = dtype_name(param.dtype)
     if dtype and dtype != used_dtype:
         raise ValueError(f"answers asked for in {dtype}, but the model is loaded in {used_dtype}")
+    if quantization_of(parts.model) != quantization:
+        raise ValueError(f"answers asked for with quantization {quantization}, but the model is loaded with "
+                         f"{quantization_of(parts.model)}")
     limits = [max_new_tokens or q.default_max_new_tokens for q in questions]
     settings = {"template": template, "aspect": aspect, "max_new_tokens": max_new_tokens, "model_id": model_id,
                 "dtype": used_dtype, "device": param.device.type, "batch_size": batch_size,
                 "generation_version": GENERATION_VERSION}
+    if quantization != "none":  # absent when off, so earlier partial files stay reusable
+        settings["quantization"] = quantization
     header = {"format": PARTIAL_FORMAT, "model": str(model_path), "model_fingerprint": model_fingerprint(model_path),
               "settings_digest": settings_digest(settings), "settings": settings}
     ppath = partial_path(answers_path)

@@ -41,8 +41,20 @@ def report_rows(scores: dict[str, dict], paper_row: str | None) -> list[dict]:
         rows.append({"benchmark": name, "title": res.get("title", name), "paper": ref, "chance": chance, "ours": ours,
                      "delta": ours - ref if ref is not None and scored else None,
                      "above_chance": ours - chance if chance is not None and scored else None,
-                     "noise": judge_spread(res)})
+                     "noise": judge_spread(res), "quantization": res.get("quantization", "")})
     return rows
+
+
+#: How a quantised evaluation is marked beside its number (evaluation.quantization).
+QUANT_MARK = {"8bit": "8-bit", "4bit": "4-bit"}
+QUANT_NOTE = ("Scores marked 8-bit or 4-bit come from a model loaded quantised (`evaluation.quantization`), not "
+              "in the paper's fp16: the quantisation can change answers (docs/evaluation.md), so they are not a "
+              "reproduction of the paper's number.")
+
+
+def _title(r: dict) -> str:
+    mark = QUANT_MARK.get(r.get("quantization") or "")
+    return f"{r['title']} ({mark})" if mark else r["title"]
 
 
 def _fmt(x: float | None) -> str:
@@ -110,14 +122,16 @@ def write_report(experiment: str, paper_row: str | None, scores: dict[str, dict]
         lines += [f"Compared with the paper's row `{paper_row}` (LLaVA MODEL_ZOO); chance: what an answerer "
                   "that does not see the image gets.", "",
                   "| Benchmark | Paper | This run | Difference | Chance |", "|---|---:|---:|---:|---:|"]
-        lines += [f"| {r['title']} | {_fmt(r['paper'])} | {_fmt(r['ours'])} | {_signed(r['delta'])} | "
+        lines += [f"| {_title(r)} | {_fmt(r['paper'])} | {_fmt(r['ours'])} | {_signed(r['delta'])} | "
                   f"{_fmt(r['chance'])} |" for r in rows]
     else:
         lines += ["Compared with each benchmark's chance level: the expected score of an answerer that knows the "
                   "answer format but does not see the image.", "",
                   "| Benchmark | Chance | This run | Above chance |", "|---|---:|---:|---:|"]
-        lines += [f"| {r['title']} | {_fmt(r['chance'])} | {_fmt(r['ours'])} | {_signed(r['above_chance'])} |"
+        lines += [f"| {_title(r)} | {_fmt(r['chance'])} | {_fmt(r['ours'])} | {_signed(r['above_chance'])} |"
                   for r in rows]
+    if any(r["quantization"] for r in rows):
+        lines += ["", QUANT_NOTE]
     stats = None
     if group is not None:
         name, members = group
@@ -136,7 +150,7 @@ def write_report(experiment: str, paper_row: str | None, scores: dict[str, dict]
         fh.write("\n".join(lines))
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=["benchmark", "title", "paper", "chance", "ours", "delta", "above_chance",
-                                             "noise"])
+                                             "noise", "quantization"])
     writer.writeheader()
     writer.writerows(rows)
     with atomic_write(out_dir / "report.csv") as fh:
@@ -193,6 +207,12 @@ class ReportedRun:
     group: str = ""
     reference_row: str | None = None  # a paper row shown beside it as a reference only
 
+    @property
+    def quantization(self) -> str:
+        """``8-bit``/``4-bit`` (joined if mixed) when any of its scores came from a quantised model."""
+        marks = sorted({QUANT_MARK[q] for r in self.rows.values() if (q := r.get("quantization")) in QUANT_MARK})
+        return "/".join(marks)
+
 
 def read_reported(csv_path: Path) -> ReportedRun:
     """A variant's ``report.csv`` and, beside it, the report's resolved ``stage_config.json`` and
@@ -234,10 +254,10 @@ def summary_lines(runs: list[ReportedRun]) -> list[str]:
             header.append(f"Paper ({row}{', reference' if reference else ''})")
             columns.append(lambda b, row=row: _fmt(PAPER_NUMBERS[row].get(b)))
         for r in released:
-            header.append(f"{r.name} (released)")
+            header.append(f"{r.name} (released{', ' + r.quantization if r.quantization else ''})")
             columns.append(lambda b, r=r: _fmt(_num(r.rows.get(b), "ours")))
         for t in trained:
-            header.append(t.name)
+            header.append(f"{t.name} ({t.quantization})" if t.quantization else t.name)
             columns.append(lambda b, t=t: _fmt(_num(t.rows.get(b), "ours")))
             for r in released:
                 header.append(f"{t.name} - {r.name}")
@@ -246,6 +266,8 @@ def summary_lines(runs: list[ReportedRun]) -> list[str]:
     titles = {b: run.rows[b]["title"] for run in runs for b in run.rows}
     lines = ["# All experiments", "", "| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
     lines += [f"| {titles[b]} | " + " | ".join(col(b) for col in columns) + " |" for b in order]
+    if any(r.quantization for r in runs):
+        lines += ["", QUANT_NOTE]
     if any(r.released for r in runs) and any(not r.released for r in runs):
         lines += ["", "A difference is marked `*` where it is larger than the run-to-run noise the reports know "
                   "of: for the judged benchmarks (LLaVA-Bench, MM-Vet), the spread of the judge runs of both "

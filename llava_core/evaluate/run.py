@@ -26,7 +26,7 @@ def metric_keys(benchmark: str, result: dict) -> dict[str, float]:
     return out
 
 
-def load_for_eval(model_dir: Path, dtype: str):
+def load_for_eval(model_dir: Path, dtype: str, quantization: str = "none"):
     """The stage-2 model in ``dtype`` (``evaluation.dtype``), on the GPU when there is one.
 
     As the official ``load_pretrained_model`` (fp16 weights on the GPU). ``dtype`` is honoured on a
@@ -38,8 +38,8 @@ def load_for_eval(model_dir: Path, dtype: str):
 
     from llava_core.model.checkpoints import load_llava
 
-    parts = load_llava(model_dir, dtype)
-    if torch.cuda.is_available():
+    parts = load_llava(model_dir, dtype, quantization)
+    if torch.cuda.is_available() and quantization == "none":  # a quantised model is placed as it loads
         parts.model.to("cuda")
     elif dtype != "fp32":
         log.warning("no GPU: evaluating on the CPU in %s (slow without native %s support; "
@@ -49,11 +49,12 @@ def load_for_eval(model_dir: Path, dtype: str):
 
 def _answer(cfg, name: str, questions, *, model_dir: Path, answers_path: Path) -> list[dict]:
     settings = cfg.evaluation.benchmarks[name]
-    parts = load_for_eval(model_dir, cfg.evaluation.dtype)
+    parts = load_for_eval(model_dir, cfg.evaluation.dtype, cfg.evaluation.quantization)
     return answer_questions(parts, questions, answers_path, model_path=model_dir,
                             template=cfg.model.conversation_template, aspect=cfg.evaluation.image_aspect_ratio,
                             batch_size=cfg.evaluation.batch_size, max_new_tokens=settings.max_new_tokens,
-                            model_id=cfg.name, dtype=str(cfg.evaluation.dtype))
+                            model_id=cfg.name, dtype=str(cfg.evaluation.dtype),
+                            quantization=cfg.evaluation.quantization)
 
 
 def answer_shard(cfg, name: str, *, model_dir: Path, eval_root: Path, out_dir: Path, shard: int,
@@ -117,6 +118,8 @@ def score_answers(cfg, name: str, answers: list[dict], *, eval_root: Path, out_d
     score = bench.score(eval_root, answers, out_dir=out_dir, reviews=reviews)
     result = {"benchmark": name, "title": bench.title, "paper_column": bench.paper_column,
               "num_questions": num_questions, "chance": bench.chance_level(eval_root), **score.to_dict()}
+    if cfg.evaluation.quantization != "none":  # the report marks these scores
+        result["quantization"] = cfg.evaluation.quantization
     if judge_info:
         result["judge"] = judge_info
     write_json(Path(out_dir) / "scores.json", result)

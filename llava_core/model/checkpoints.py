@@ -119,16 +119,23 @@ def save_llava(model, tokenizer, image_processor, out_dir: str | Path, *,
     return out_dir
 
 
-def load_llava(model_dir: str | Path, dtype: str = "auto") -> LlavaParts:
+def load_llava(model_dir: str | Path, dtype: str = "auto", quantization: str = "none") -> LlavaParts:
     """Model, tokenizer and image processor of a transformers LLaVA folder (ours or llava-hf).
 
     ``dtype`` is one of :func:`llava_core.model.build.torch_dtype`'s names (``auto``: bf16 on GPU,
-    fp32 on CPU). The tokenizer comes from the ``LlavaProcessor`` when the folder has one, else from
-    the tokenizer files; the image processor always from :func:`load_image_processor`, because
-    ``AutoProcessor`` would pick its backend by whether torchvision is installed.
+    fp32 on CPU). ``quantization`` (``none``, ``8bit``, ``4bit``) loads the LLM's linear layers
+    through bitsandbytes (:mod:`llava_core.model.quantize`), on the GPU when there is one. The
+    tokenizer comes from the ``LlavaProcessor`` when the folder has one, else from the tokenizer
+    files; the image processor always from :func:`load_image_processor`, because ``AutoProcessor``
+    would pick its backend by whether torchvision is installed.
     """
+    from llava_core.model.quantize import quantization_config
+
     model_dir = Path(model_dir)
-    model = LlavaForConditionalGeneration.from_pretrained(model_dir, dtype=torch_dtype(dtype))
+    dt = torch_dtype(dtype)
+    quant = quantization_config(quantization, dt)
+    extra = {"quantization_config": quant, "device_map": "cuda" if torch.cuda.is_available() else "cpu"} if quant else {}
+    model = LlavaForConditionalGeneration.from_pretrained(model_dir, dtype=dt, **extra)
     _deeper_projector(model, model_dir)
     if (model_dir / "processor_config.json").exists():
         tokenizer = AutoProcessor.from_pretrained(model_dir).tokenizer
