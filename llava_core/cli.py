@@ -593,6 +593,26 @@ def cmd_chat(args) -> int:
     return 0
 
 
+def cmd_demo(args) -> int:
+    try:
+        from llava_core.serve.demo import ModelChoice, Models, discover, serve
+    except ImportError as e:
+        raise ValueError(f"the demo needs Gradio ({e}): pip install 'llava-core[demo]'") from None
+
+    choices = discover(Path(args.results))
+    for spec in args.model:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not (Path(path) / "config.json").is_file():
+            raise ValueError(f"--model {spec!r}: expected NAME=DIR, DIR a model folder with config.json")
+        choices.append(ModelChoice(name, Path(path), args.template))
+    if not choices:
+        raise FileNotFoundError(f"{args.results}: no variant with a final model yet (run snakemake first), "
+                                "and no --model NAME=DIR")
+    quant = "8bit" if args.load_8bit else "4bit" if args.load_4bit else "none"
+    serve(Models(choices, args.dtype or "auto", quant), args.host, args.port)
+    return 0
+
+
 def cmd_import_checkpoint(args) -> int:
     from llava_core.model.checkpoints import import_llava_hf, import_original
 
@@ -742,6 +762,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--ask", action="append", metavar="QUESTION",
                     help="answer this and exit (repeatable: the turns of one conversation)")
     sp.add_argument("--save", metavar="FILE", help="write the conversation as a LLaVA record when it ends")
+    sp = sub.add_parser("demo", help="a local web page: chat with one or two models side by side (Gradio)")
+    sp.add_argument("--results", default="results", help="results folder: every variant with a final model")
+    sp.add_argument("--model", action="append", default=[], metavar="NAME=DIR", help="another model (repeatable)")
+    sp.add_argument("--template", help="template of the --model folders (default: chat if the tokenizer has a "
+                    "chat template, else vicuna_v1)")
+    sp.add_argument("--dtype", choices=("fp16", "bf16", "fp32", "auto"), help="default: auto (bf16 on a GPU)")
+    quant = sp.add_mutually_exclusive_group()
+    quant.add_argument("--load-8bit", action="store_true", help="LLM.int8() through bitsandbytes")
+    quant.add_argument("--load-4bit", action="store_true", help="NF4 through bitsandbytes")
+    sp.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
+    sp.add_argument("--port", type=int, default=7860)
+    sp.set_defaults(fn=cmd_demo)
     sp = sub.add_parser("import-checkpoint", help="convert an original or llava-hf LLaVA checkpoint to ours")
     sp.add_argument("src", help="checkpoint folder")
     sp.add_argument("--out", required=True)

@@ -61,7 +61,7 @@ def load_experiment(name: str, overrides: list[str] | tuple[str, ...] = ()) -> D
                           f"available presets: {', '.join(known)}")
     try:
         cfg = _compose(name, overrides)
-        missing = sorted(OmegaConf.missing_keys(cfg))
+        missing = _missing_keys(name, overrides, cfg)
     except (HydraException, OmegaConfBaseException) as e:
         raise ConfigError(_explain(name, list(overrides), e)) from None
     except AssertionError as e:  # OmegaConf asserts when an override reaches under a null node
@@ -74,6 +74,28 @@ def load_experiment(name: str, overrides: list[str] | tuple[str, ...] = ()) -> D
     validate(cfg)
     OmegaConf.set_readonly(cfg, True)
     return cfg
+
+
+def _missing_keys(name: str, overrides: list[str] | tuple[str, ...], cfg: DictConfig) -> list[str]:
+    """The keys of ``cfg`` left ``???``. Walking a whole config costs ~50 ms, so for value overrides
+    (which can fill a missing key but not add one, unless they hold ``???``) only the preset's own
+    missing keys are looked at."""
+    if overrides and all("???" not in o for o in overrides):
+        parsed = _parse_overrides(tuple(overrides))
+        if parsed is not None and not any(_is_group_override(o) for o in parsed):
+            return [k for k in _preset_missing_keys(name, str(config_dir())) if _still_missing(cfg, k)]
+    return sorted(OmegaConf.missing_keys(cfg))
+
+
+def _still_missing(cfg: DictConfig, dotted: str) -> bool:
+    parent, _, key = dotted.rpartition(".")
+    node = OmegaConf.select(cfg, parent) if parent else cfg
+    return node is not None and OmegaConf.is_missing(node, key)
+
+
+@lru_cache(maxsize=64)
+def _preset_missing_keys(name: str, where: str) -> tuple[str, ...]:
+    return tuple(sorted(OmegaConf.missing_keys(_compose(name, ()))))
 
 
 def _compose(name: str, overrides: list[str] | tuple[str, ...]) -> DictConfig:

@@ -32,7 +32,7 @@ from llava_core.config.compose import (
 from llava_core.plan import layout
 from llava_core.plan.code_digest import CodeDigest, CodeGraph
 from llava_core.plan.stage import KINDS, Stage
-from llava_core.plan.variants import Variant, expand, name_variant
+from llava_core.plan.variants import Variant, config_keys, expand, name_variant
 
 #: The function each stage's job runs (its code digest starts there).
 ENTRY = {kind: f"llava_core.cli:cmd_{kind}" for kind in (*KINDS, "summary")}
@@ -180,12 +180,15 @@ def compose_variants(presets: list[str], overrides: list[str], sweep: str | None
     """``(variant, cfg, preset_cfg)`` of every variant asked for, named, duplicates (same name)
     dropped; each preset composed once without overrides (its variants are named against it)."""
     plain: dict[str, object] = {}
+    keys: dict[str, frozenset[str]] = {}  # each preset's dotted keys, walked once for all its variants
     out, seen = [], set()
     for v in expand(list(presets), list(overrides), sweep, config_dir() / "sweeps"):
         if v.preset not in plain:
             plain[v.preset] = load_experiment(v.preset)
         cfg = load_experiment(v.preset, list(v.overrides)) if v.overrides else plain[v.preset]
-        named = name_variant(v, cfg, plain[v.preset])
+        if v.overrides and v.preset not in keys:
+            keys[v.preset] = config_keys(plain[v.preset])
+        named = name_variant(v, cfg, plain[v.preset], keys.get(v.preset))
         if named.name not in seen:
             seen.add(named.name)
             out.append((named, cfg, plain[v.preset]))

@@ -232,10 +232,15 @@ def group_name(preset: str, named_by: tuple[str, ...], keys: frozenset[str] = fr
     return variant_name(preset, tuple(o for o in named_by if override_key(o) not in SEED_KEYS), keys)
 
 
-def name_variant(variant: Variant, cfg: DictConfig, preset_cfg: DictConfig) -> Variant:
-    """``variant`` with its name and group, from its composed config and its preset's."""
+def name_variant(variant: Variant, cfg: DictConfig, preset_cfg: DictConfig,
+                 keys: frozenset[str] | None = None) -> Variant:
+    """``variant`` with its name and group, from its composed config and its preset's (``keys``:
+    :func:`config_keys` of the preset's, when the caller already has them)."""
     named_by = naming_overrides(variant.overrides, cfg, preset_cfg)
-    keys = config_keys(preset_cfg) if named_by else frozenset()
+    if not named_by:
+        keys = frozenset()
+    elif keys is None:
+        keys = config_keys(preset_cfg)
     name = variant_name(variant.preset, named_by, keys)
     if name in RESERVED:
         raise ValueError(f"variant name {name!r} is a folder the results folder uses for other things")
