@@ -211,9 +211,14 @@ def test_load_image_processor_reads_the_legacy_clip_config(tmp_path, proc336):
 
 
 def test_load_image_processor_rejects_other_processors(tmp_path):
-    (tmp_path / "preprocessor_config.json").write_text(json.dumps({"image_processor_type": "SiglipImageProcessor"}))
-    with pytest.raises(ValueError, match="SiglipImageProcessor"):
+    """A processor the tower would misread is refused: another family's, or SigLIP's for a CLIP tower."""
+    (tmp_path / "preprocessor_config.json").write_text(json.dumps({"image_processor_type": "ConvNextImageProcessor"}))
+    with pytest.raises(ValueError, match="ConvNextImageProcessor"):
         load_image_processor(tmp_path)
+    (tmp_path / "preprocessor_config.json").write_text(json.dumps({"image_processor_type": "SiglipImageProcessor"}))
+    with pytest.raises(ValueError, match="SiglipImageProcessor.*a clip tower"):
+        load_image_processor(tmp_path, tower="clip")
+    assert "Siglip" in type(load_image_processor(tmp_path)).__name__  # the saved type picks the tower
 
 
 @pytest.fixture

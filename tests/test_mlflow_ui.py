@@ -10,15 +10,14 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
-from conftest import SWEEP, free_port, start_mlflow_server
+from conftest import FEW_BENCHMARKS, SWEEP, free_port, start_mlflow_server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # CI installs Debian's chromium and Playwright; elsewhere the test needs them too.
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists() and not os.environ.get("CI"),
                                 reason="needs Debian's chromium (apt-get install chromium) and playwright")
 # Every tiny benchmark with a local score (VQAv2 and VizWiz are scored by EvalAI: NaN, not logged).
-BENCHMARKS = ["gqa", "scienceqa", "textvqa", "pope", "mme", "mmbench", "mmbench_cn", "seed_bench", "llava_bench",
-              "mm_vet"]
+BENCHMARKS = list(FEW_BENCHMARKS)  # the sweep's (all scored locally)
 
 
 # The params and metrics tables are virtualised grids that render only the visible rows:

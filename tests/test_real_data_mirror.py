@@ -124,7 +124,8 @@ def test_real_preset_downloads_verifies_filters_and_reports_from_a_local_mirror(
     assert pre["cut_by_text_rule"] < pre["cut_by_expanded_rule"] == pre["records"]
     assert manifest["finetune"]["lengths"]["cut_by_text_rule"] > 0  # the system prompt alone is ~40 tokens
     assert manifest["finetune"]["malformed_examples"][0].endswith("'from' is 'gpt', expected 'human' "
-                                                                  "(turns must alternate human/gpt, starting with human)")
+                                                                  "(turns must alternate human/gpt, starting with human; "
+                                                                  "a system turn may come first)")
 
     # Rerunning downloads nothing: Snakemake has nothing to do, and a forced download only verifies.
     n = len(server.requests)

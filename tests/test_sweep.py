@@ -11,7 +11,7 @@ import shutil
 import statistics
 from pathlib import Path
 
-from conftest import SMALL_WORLD, SWEEP, run
+from conftest import FEW_BENCHMARKS, ONLY_FEW, SMALL_WORLD, SWEEP, run
 
 from llava_core.plan.inventory import collect, stage_folders
 
@@ -19,9 +19,9 @@ from llava_core.plan.inventory import collect, stage_folders
 def test_a_then_b_then_a_recomputes_nothing_and_keeps_a(sweep_run):
     steps = sweep_run["steps"]
     assert steps["A"] == {"synthesize": 1, "download": 1, "filter": 1, "pretrain": 1, "finetune": 1,
-                          "evaluate": 12, "report": 1, "summary": 1, "all": 1}
+                          "evaluate": len(FEW_BENCHMARKS), "report": 1, "summary": 1, "all": 1}
     # B shares A's data and stage 1 (the stage-2 learning rate is not stage 1's): stage 2 onwards only.
-    assert steps["B"] == {"finetune": 1, "evaluate": 12, "report": 1, "summary": 1, "all": 1}
+    assert steps["B"] == {"finetune": 1, "evaluate": len(FEW_BENCHMARKS), "report": 1, "summary": 1, "all": 1}
     assert steps["A again"] == {"summary": 1, "all": 1}  # the summary of what was asked, nothing else
     assert sweep_run["files_a"] and sweep_run["files_a_again"] == sweep_run["files_a"]
     a, b = sweep_run["plan_a"], sweep_run["plan_b"]
@@ -38,9 +38,10 @@ def test_the_sweep_trains_one_stage_1_and_four_stage_2s(sweep_run):
     plan = sweep_run["plan"]
     assert len(plan["variants"]) == 4
     kinds = [e["kind"] for e in plan["stages"].values()]
-    assert kinds.count("pretrain") == 1 and kinds.count("finetune") == 4 and kinds.count("evaluate") == 48
+    assert kinds.count("pretrain") == 1 and kinds.count("finetune") == 4 and kinds.count("evaluate") == 4 * len(FEW_BENCHMARKS)
     # A and B were two of its points: only the two seed-2 variants trained; every report reran for its group.
-    assert sweep_run["steps"]["sweep"] == {"finetune": 2, "evaluate": 24, "report": 4, "summary": 1, "all": 1}
+    assert sweep_run["steps"]["sweep"] == {"finetune": 2, "evaluate": 2 * len(FEW_BENCHMARKS), "report": 4,
+                                           "summary": 1, "all": 1}
     names = list(plan["variants"])
     assert all(n.startswith("tiny,") for n in names) and len(set(names)) == 4
     groups = {}
@@ -103,7 +104,7 @@ def test_mlflow_one_run_per_shared_stage_linked_from_every_variant(sweep_run):
 def test_runs_lists_each_variants_stages_and_gc_never_deletes_what_a_variant_uses(sweep_run, tmp_path):
     results = tmp_path / "results"
     shutil.copytree(sweep_run["results"], results, symlinks=True)
-    args = ["--results", str(results), *[x for o in SMALL_WORLD for x in ("-o", o)]]
+    args = ["--results", str(results), *[x for o in (*SMALL_WORLD, *ONLY_FEW) for x in ("-o", o)]]
     listing = json.loads(run(["llava-core", "runs", "tiny", "--sweep", SWEEP, "--json", *args]).stdout)
     assert {r["variant"] for r in listing} == set(sweep_run["plan"]["variants"])
     assert all(r["status"] == "complete" for r in listing)
@@ -123,7 +124,7 @@ def test_runs_lists_each_variants_stages_and_gc_never_deletes_what_a_variant_use
     plan_a = json.loads(run(["llava-core", "plan", "tiny", *a_args]).stdout)
     unused = collect(plan_a, results, [])
     kinds = sorted(c.kind for c, _ in unused)
-    assert kinds.count("finetune") == 3 and kinds.count("evaluate") == 36 and kinds.count("report") == 3
+    assert kinds.count("finetune") == 3 and kinds.count("evaluate") == 3 * len(FEW_BENCHMARKS) and kinds.count("report") == 3
     assert not {c.path.name for c, _ in unused} & used_by_a and all(c.path.exists() for c, _ in unused)
     # While Snakemake holds the lock, --yes deletes nothing.
     locks = tmp_path / "work" / ".snakemake" / "locks"

@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import planned_jobs, run
+from conftest import FEW_BENCHMARKS, ONLY_FEW, planned_jobs, run
 
 BENCHMARKS = ["vqav2", "gqa", "vizwiz", "scienceqa", "textvqa", "pope", "mme", "mmbench", "mmbench_cn", "seed_bench",
               "llava_bench", "mm_vet"]
@@ -446,7 +446,7 @@ def test_real_preset_plans_the_instruct_branch(tmp_path):
 
 # A small world and a few steps: what is under test is the released path beside a trained one.
 SMALL = ["data.synthetic.n_pretrain=200", "data.synthetic.n_finetune=400", "data.synthetic.n_eval=20",
-         "pretrain.max_steps=3", "finetune.max_steps=3"]
+         "pretrain.max_steps=3", "finetune.max_steps=3", *ONLY_FEW]
 
 
 def test_released_checkpoint_beside_a_reproduction_in_one_invocation(tmp_path):
@@ -464,7 +464,7 @@ def test_released_checkpoint_beside_a_reproduction_in_one_invocation(tmp_path):
     config = ("experiments=tiny-released,tiny-released-hf,tiny", "overrides=" + " ".join(SMALL))
     plan = planned_jobs(snakemake(tmp_path, "-n", config=config).stdout)
     assert plan["pretrain"] == plan["finetune"] == 1  # tiny's only
-    assert plan["import_checkpoint"] == 2 and plan["evaluate"] == 3 * len(BENCHMARKS) and plan["report"] == 3
+    assert plan["import_checkpoint"] == 2 and plan["evaluate"] == 3 * len(FEW_BENCHMARKS) and plan["report"] == 3
     snakemake(tmp_path, config=config)
     p = planned(tmp_path, "tiny-released,tiny-released-hf,tiny", SMALL)
     names = {preset: variant_of(p, preset) for preset in ("tiny-released", "tiny-released-hf", "tiny")}
@@ -472,7 +472,7 @@ def test_released_checkpoint_beside_a_reproduction_in_one_invocation(tmp_path):
     assert not (released / "pretrain").exists() and not (released / "finetune").exists()
     imported = json.loads((released / "import" / "import.json").read_text())
     assert imported["layout"] == "original" and set(imported["files"]) == {"checkpoint"}
-    assert all((released / "eval" / b / "scores.json").is_file() for b in BENCHMARKS)
+    assert all((released / "eval" / b / "scores.json").is_file() for b in FEW_BENCHMARKS)
 
     # The model it was made from, answering the same questions through the same evaluate command.
     cfg = load_experiment("tiny-released", SMALL)
@@ -502,7 +502,7 @@ def test_released_checkpoint_beside_a_reproduction_in_one_invocation(tmp_path):
     parent = next(r for r in runs if r.data.tags.get("llava.role") == "parent"
                   and r.data.tags.get("llava.variant") == names["tiny-released"])
     children = {r.data.tags["llava.stage"] for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
-    assert children == {"import", "report", *[f"eval/{b}" for b in BENCHMARKS]}
+    assert children == {"import", "report", *[f"eval/{b}" for b in FEW_BENCHMARKS]}
     assert "eval/gqa/score" in parent.data.metrics
 
 

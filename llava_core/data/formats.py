@@ -49,8 +49,8 @@ def validate_record(rec: Any, path: str | os.PathLike, index: int) -> dict:
         if turn.get("from") != expected:
             raise FormatError(path, None, f"{where} (id={rec.get('id')!r}) turn {turn_no}: 'from' is "
                               f"{turn.get('from')!r}, expected {expected!r}",
-                              "turns must alternate human/gpt, starting with human (after an optional "
-                              "system turn)")
+                              "turns must alternate human/gpt, starting with human; a system turn may "
+                              "come first")
     if "image" in rec and not isinstance(rec["image"], str):
         raise FormatError(path, None, f"{where} (id={rec.get('id')!r}): 'image' must be a string path")
     return rec
