@@ -571,7 +571,7 @@ def _session(args, model_dir: Path | None = None, cfg=None):
                                  "chat" if has_chat_template(parts.tokenizer) else "vicuna_v1")
     sampling = Sampling(args.temperature, args.top_p, args.max_new_tokens)
     session = ChatSession(parts, template, ev.image_aspect_ratio if ev else "pad", sampling)
-    return session, model_dir, f"{model_dir} ({template} template, {dtype}, quantization {quant})"
+    return session, f"{model_dir} ({template} template, {dtype}, quantization {quant})"
 
 
 def cmd_chat(args) -> int:
@@ -579,7 +579,7 @@ def cmd_chat(args) -> int:
 
     if not args.model and not args.experiment:
         raise ConfigError("name an experiment (e.g. tiny) or give --model DIR")
-    session, _, banner = _session(args)
+    session, banner = _session(args)
     if args.image:
         session.set_image(args.image)
     if args.ask:  # for scripts: each answer on its own, the turns chained

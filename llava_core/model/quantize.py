@@ -53,8 +53,3 @@ def quantization_of(model) -> str:
         return "4bit"
     return "8bit" if getattr(cfg, "load_in_8bit", False) else "none"
 
-
-def weight_bytes(model) -> int:
-    """Bytes held by the model's parameters and buffers as stored (packed 4-bit weights and their
-    quantisation statistics included)."""
-    return int(model.get_memory_footprint())
