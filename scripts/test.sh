@@ -10,4 +10,6 @@ python -m pip install --quiet -e ".[test]"
 
 ruff check llava_core tests
 snakemake --lint
-python -m pytest -q "$@"
+# Two workers by default (CI has 2 cores): much of a DAG test is process start-up and SLURM polling,
+# which the other worker fills. Tests that share a costly fixture stay on one worker (tests/conftest.py).
+python -m pytest -q -n "${PYTEST_WORKERS:-2}" --dist loadgroup --durations=25 "$@"

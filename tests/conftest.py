@@ -25,6 +25,22 @@ def run(cmd: list[str], timeout: int = 900, check: bool = True, env: dict | None
     return proc
 
 
+#: Session fixtures that take minutes to build, and the xdist group of the tests that use them.
+SHARED_FIXTURES = {"tiny_local": "tiny-dag", "sweep_run": "sweep", "tiny_data": "train-data"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items) -> None:
+    """Groups for ``pytest -n N --dist loadgroup`` (scripts/test.sh): each xdist worker builds its own
+    session fixtures, so the tests of one costly fixture (the tiny DAG, the sweep, the training
+    data) run on one worker and it is built once; every other test stays with its module, whose
+    module fixtures are then built once too. Without xdist the marks do nothing."""
+    for item in items:
+        group = next((g for f, g in SHARED_FIXTURES.items() if f in getattr(item, "fixturenames", ())),
+                     item.nodeid.split("::", 1)[0])
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT

@@ -16,6 +16,7 @@ Two folder forms, as users meet them:
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
 import json
 import os
@@ -51,10 +52,15 @@ def llama_js() -> Path:
             raise RuntimeError("the real-vocabulary tests need npm (Node.js) to fetch "
                                f"{PACKAGE}, or LLAMA_TOKENIZER_JS=<path to llama-tokenizer.js>")
         CACHE.mkdir(parents=True, exist_ok=True)
-        out = subprocess.run([npm, "pack", PACKAGE, "--silent", "--pack-destination", str(CACHE)],
-                             capture_output=True, text=True, timeout=300, check=True).stdout.strip().splitlines()
-        with tarfile.open(CACHE / out[-1]) as tar:
-            tar.extract("package/llama-tokenizer.js", CACHE, filter="data")
+        with open(CACHE / ".lock", "w") as lock:  # one fetch at a time (parallel test workers)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not path.is_file():
+                out = subprocess.run([npm, "pack", PACKAGE, "--silent", "--pack-destination", str(CACHE)],
+                                     capture_output=True, text=True, timeout=300, check=True).stdout.strip().splitlines()
+                with tarfile.open(CACHE / out[-1]) as tar:
+                    tar.extract("package/llama-tokenizer.js", CACHE / "part", filter="data")
+                (CACHE / "package").mkdir(exist_ok=True)
+                (CACHE / "part" / "package" / "llama-tokenizer.js").replace(path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest != JS_SHA256:
         raise RuntimeError(f"{path}: sha256 {digest}, expected {JS_SHA256} ({PACKAGE})")

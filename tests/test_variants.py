@@ -3,6 +3,7 @@ the fast composition path against Hydra's own, and planning every variant in one
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -99,6 +100,10 @@ def test_long_or_unsafe_names_end_in_a_digest():
     assert name != variant_name("tiny", long[:-1] + ("data.synthetic.n_eval_x=7",))  # the digest tells them apart
     unsafe = variant_name("tiny", ("evaluation.judge.base_url=http://h:1/v1",))
     assert "/" not in unsafe and ":" not in unsafe and unsafe.startswith("tiny,+1-")
+    # A deletion is left out of the readable part, not everything after it.
+    dropped = variant_name("tiny", ("data.synthetic.n_eval=20", "~evaluation.benchmarks.vqav2", "finetune.seed=2"))
+    assert re.fullmatch(r"tiny,data\.synthetic\.n_eval=20,finetune\.seed=2,\+1-[0-9a-f]{8}", dropped), dropped
+    assert dropped != variant_name("tiny", ("data.synthetic.n_eval=20", "~evaluation.benchmarks.gqa", "finetune.seed=2"))
 
 
 def test_seed_variants_form_one_group_and_duplicates_collapse():

@@ -421,7 +421,9 @@ def test_instruct_branch_generates_mixes_trains_and_a_rerun_sends_nothing(tmp_pa
     assert json.loads(ft_input.profile)["kept"] == len(trained)
 
     before = (instruct / "llava_instruct.json").read_bytes()
-    snakemake(tmp_path, "--forcerun", "instruct", str(instruct / "manifest.json"), config=config)
+    # The target before --forcerun, which takes every word after it: only the instruct job runs.
+    forced = snakemake(tmp_path, str(instruct / "manifest.json"), "--forcerun", "instruct", config=config)
+    assert planned_jobs(forced.stderr) == Counter({"instruct": 1})  # a real run logs its job stats there
     again = json.loads((instruct / "manifest.json").read_text())
     assert again["requests_sent"] == 0 and again["replies_from_cache"] == 90
     assert (instruct / "llava_instruct.json").read_bytes() == before

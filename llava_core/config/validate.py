@@ -13,8 +13,8 @@ TUNES = ("projector", "full", "lora")
 TOWERS = ("clip", "siglip")
 TINY_FAMILIES = ("llama", "qwen2")
 UNPACK = ("none", "zip", "tar")
-EVAL_DTYPES = ("fp16", "bf16", "fp32")
-QUANTIZATION = ("none", "8bit", "4bit")  # evaluation.quantization (llava_core/model/quantize.py)  # evaluation.dtype; fp16 is the official one
+EVAL_DTYPES = ("fp16", "bf16", "fp32")  # evaluation.dtype; fp16 is the official one
+QUANTIZATION = ("none", "8bit", "4bit")  # evaluation.quantization: llava_core/model/quantize.py loads them
 LOSS_WEIGHTINGS = ("rank_mean", "global_token")  # see StageConfig.loss_weighting
 TRUNCATIONS = ("text", "expanded")  # llava_core.data.tokenize.TRUNCATION_MODES
 

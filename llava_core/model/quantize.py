@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import torch
 
-QUANTIZATION = ("none", "8bit", "4bit")
+from llava_core.config.validate import QUANTIZATION  # the config layer's list, checked there without torch
+
 #: Modules kept unquantised: the tower (upstream loads it apart, in fp16) and the output head.
 KEPT_MODULES = ("vision_tower", "lm_head")
 # transformers matches these from the start of a module's full name (as regexes) or as suffixes:

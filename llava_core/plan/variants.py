@@ -208,8 +208,9 @@ def config_keys(cfg: DictConfig) -> frozenset[str]:
 
 def variant_name(preset: str, named_by: tuple[str, ...], keys: frozenset[str] = frozenset()) -> str:
     """``preset`` then ``,key=value`` per override, each key shortened to its shortest unambiguous
-    suffix among ``keys`` (``tiny,n_eval=20,finetune.learning_rate=1e-3``); a short digest replaces
-    what does not fit or is not safe in a folder name (``tiny,n_eval=20,+3-1a2b3c4d``)."""
+    suffix among ``keys`` (``tiny,n_eval=20,finetune.learning_rate=1e-3``); a short digest of all
+    of them stands for the ones not safe in a folder name (a ``~key`` deletion, a URL) or past the
+    length limit, which are left out (``tiny,n_eval=20,+3-1a2b3c4d``)."""
     parts = []
     for o in named_by:
         key, _, value = o.lstrip("+").partition("=")
@@ -220,9 +221,8 @@ def variant_name(preset: str, named_by: tuple[str, ...], keys: frozenset[str] = 
     digest = hashlib.sha256("\n".join(named_by).encode()).hexdigest()[:8]
     shown: list[str] = []
     for p in parts:
-        if not _SAFE.match(p) or len(",".join([preset, *shown, p])) > MAX_NAME - 16:
-            break
-        shown.append(p)
+        if _SAFE.match(p) and len(",".join([preset, *shown, p])) <= MAX_NAME - 16:
+            shown.append(p)
     rest = len(parts) - len(shown)
     return ",".join([preset, *shown, f"+{rest}-{digest}"])
 
