@@ -27,17 +27,22 @@ def run(cmd: list[str], timeout: int = 900, check: bool = True, env: dict | None
 
 #: Session fixtures that take minutes to build, and the xdist group of the tests that use them.
 SHARED_FIXTURES = {"tiny_local": "tiny-dag", "sweep_run": "sweep", "tiny_data": "train-data"}
+#: Modules that submit jobs to the one-node SLURM cluster: one worker runs them all (with the tiny
+#: DAG, which the SLURM DAG test compares with), so no job waits behind another test's on its 2 CPUs.
+SLURM_MODULES = ("tests/test_cluster.py", "tests/test_slurm.py")
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items) -> None:
     """Groups for ``pytest -n N --dist loadgroup`` (scripts/test.sh): each xdist worker builds its own
     session fixtures, so the tests of one costly fixture (the tiny DAG, the sweep, the training
-    data) run on one worker and it is built once; every other test stays with its module, whose
-    module fixtures are then built once too. Without xdist the marks do nothing."""
+    data) run on one worker and it is built once; the SLURM tests join the tiny DAG's; every other
+    test stays with its module, whose module fixtures are then built once too. Without xdist the
+    marks do nothing."""
     for item in items:
-        group = next((g for f, g in SHARED_FIXTURES.items() if f in getattr(item, "fixturenames", ())),
-                     item.nodeid.split("::", 1)[0])
+        module = item.nodeid.split("::", 1)[0]
+        group = "tiny-dag" if module in SLURM_MODULES else next(
+            (g for f, g in SHARED_FIXTURES.items() if f in getattr(item, "fixturenames", ())), module)
         item.add_marker(pytest.mark.xdist_group(group))
 
 
