@@ -32,18 +32,26 @@ SHARED_FIXTURES = {"tiny_local": "tiny-dag", "sweep_run": "sweep", "tiny_data": 
 SLURM_MODULES = ("tests/test_cluster.py", "tests/test_slurm.py")
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config, items) -> None:
+def pytest_itemcollected(item) -> None:
     """Groups for ``pytest -n N --dist loadgroup`` (scripts/test.sh): each xdist worker builds its own
     session fixtures, so the tests of one costly fixture (the tiny DAG, the sweep, the training
     data) run on one worker and it is built once; the SLURM tests join the tiny DAG's; every other
-    test stays with its module, whose module fixtures are then built once too. Without xdist the
+    test stays with its module, whose module fixtures are then built once too. Marked as each item
+    is collected: xdist reads the marks in its own pytest_collection_modifyitems. Without xdist the
     marks do nothing."""
-    for item in items:
-        module = item.nodeid.split("::", 1)[0]
-        group = "tiny-dag" if module in SLURM_MODULES else next(
-            (g for f, g in SHARED_FIXTURES.items() if f in getattr(item, "fixturenames", ())), module)
-        item.add_marker(pytest.mark.xdist_group(group))
+    module = item.nodeid.split("::", 1)[0]
+    group = "tiny-dag" if module in SLURM_MODULES else next(
+        (g for f, g in SHARED_FIXTURES.items() if f in getattr(item, "fixturenames", ())), module)
+    item.add_marker(pytest.mark.xdist_group(group))
+
+
+def pytest_xdist_node_collection_finished(node, ids) -> None:
+    """Under ``--dist loadgroup`` xdist appends each test's group to the ids a worker collected; if it
+    has not (pytest-xdist#1386, pytest 9.2), the groups would be silently ignored and every worker
+    would build every costly fixture: stop with the fix instead."""
+    if node.config.getvalue("dist") == "loadgroup" and ids and "@" not in ids[0]:
+        pytest.exit("pytest-xdist did not apply the test groups (--dist loadgroup, pytest-xdist#1386): install "
+                    "the versions the test extra of pyproject.toml pins (pip install -e '.[test]')", returncode=3)
 
 
 @pytest.fixture(scope="session")
