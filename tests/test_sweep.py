@@ -43,7 +43,7 @@ def test_the_sweep_trains_one_stage_1_and_four_stage_2s(sweep_run):
     assert sweep_run["steps"]["sweep"] == {"finetune": 2, "evaluate": 2 * len(FEW_BENCHMARKS), "report": 4,
                                            "summary": 1, "all": 1}
     names = list(plan["variants"])
-    assert all(n.startswith("tiny,") for n in names) and len(set(names)) == 4
+    assert all(n.startswith("tiny+") for n in names) and len(set(names)) == 4
     groups = {}
     for v in plan["variants"].values():
         groups.setdefault(v["group"], []).append(v)

@@ -80,8 +80,8 @@ def test_names_leave_out_no_op_and_transport_overrides_and_sort_by_key():
                             "finetune.seed=3", "finetune.learning_rate=1e-3"], results="R")
     (name,) = p["variants"]
     # seed=42 is the preset's own seed; the URI and the mirror say how jobs run, not what they compute
-    assert name == "tiny,finetune.learning_rate=1e-3,finetune.seed=3"
-    assert p["variants"][name]["group"] == "tiny,finetune.learning_rate=1e-3"
+    assert name == "tiny+finetune.learning_rate=1e-3+finetune.seed=3"
+    assert p["variants"][name]["group"] == "tiny+finetune.learning_rate=1e-3"
     assert list(plan_all(["tiny"], ["finetune.seed=3", "finetune.learning_rate=1e-3"], results="R")["variants"]) \
         == [name]  # the same settings in another order: the same name
 
@@ -96,23 +96,44 @@ def test_long_or_unsafe_names_end_in_a_digest():
     long = tuple(f"data.synthetic.n_{k}={10 ** 6}" for k in ("pretrain", "finetune", "eval", "pretrain_x",
                                                             "finetune_x", "eval_x"))
     name = variant_name("tiny", long)
-    assert len(name) <= 160 and name.startswith("tiny,data.synthetic.n_pretrain=1000000,")
+    assert len(name) <= 160 and name.startswith("tiny+data.synthetic.n_pretrain=1000000+")
     assert name != variant_name("tiny", long[:-1] + ("data.synthetic.n_eval_x=7",))  # the digest tells them apart
     unsafe = variant_name("tiny", ("evaluation.judge.base_url=http://h:1/v1",))
-    assert "/" not in unsafe and ":" not in unsafe and unsafe.startswith("tiny,+1-")
+    assert "/" not in unsafe and ":" not in unsafe and unsafe.startswith("tiny+1-")
     # A deletion is left out of the readable part, not everything after it.
     dropped = variant_name("tiny", ("data.synthetic.n_eval=20", "~evaluation.benchmarks.vqav2", "finetune.seed=2"))
-    assert re.fullmatch(r"tiny,data\.synthetic\.n_eval=20,finetune\.seed=2,\+1-[0-9a-f]{8}", dropped), dropped
+    assert re.fullmatch(r"tiny\+data\.synthetic\.n_eval=20\+finetune\.seed=2\+1-[0-9a-f]{8}", dropped), dropped
     assert dropped != variant_name("tiny", ("data.synthetic.n_eval=20", "~evaluation.benchmarks.gqa", "finetune.seed=2"))
+
+
+def test_every_wildcard_value_survives_the_way_snakemake_hands_it_to_a_cluster_job():
+    """A SLURM job gets its wildcards as ``--target-jobs rule:name=value,...``: Snakemake's own encoder
+    and parser must give back each variant name and dataset folder a sweep with a changed download,
+    a deletion and a long name produces (a comma in one broke every report job on SLURM)."""
+    from snakemake.target_jobs import parse_target_jobs_cli_args
+    from snakemake_interface_executor_plugins.utils import TargetSpec, encode_target_jobs_cli_args
+
+    long = [f"data.synthetic.n_{k}={10 ** 6}" for k in ("pretrain", "finetune")]
+    p = plan_all(["tiny"], [*long, "data.synthetic.n_eval=20", "~evaluation.benchmarks.vqav2"],
+                 "finetune.learning_rate=1e-3,2e-3 seed=1,2", results="R")
+    names = set(p["variants"])
+    datasets = {e["dataset"] for e in p["stages"].values() if e["dataset"]}
+    assert len(names) == 4 and len(datasets) == 1 and "tiny" not in datasets
+    for rule, values in (("report", names), ("filter", datasets)):
+        for value in values:
+            wildcards = {"variant" if rule == "report" else "dataset": value, "sid": "0123456789ab"}
+            (encoded,) = encode_target_jobs_cli_args([TargetSpec(rule, wildcards)])
+            (parsed,) = parse_target_jobs_cli_args([encoded])
+            assert (parsed.rulename, dict(parsed.wildcards_dict)) == (rule, wildcards), encoded
 
 
 def test_seed_variants_form_one_group_and_duplicates_collapse():
     p = plan_all(["tiny"], [], "finetune.learning_rate=1e-3,2e-3 seed=42,7", results="R")
     groups = Counter(v["group"] for v in p["variants"].values())
-    assert groups == {"tiny,finetune.learning_rate=1e-3": 2, "tiny,finetune.learning_rate=2e-3": 2}
-    assert "tiny,finetune.learning_rate=1e-3" in p["variants"]  # seed=42 is the preset's: no seed in the name
+    assert groups == {"tiny+finetune.learning_rate=1e-3": 2, "tiny+finetune.learning_rate=2e-3": 2}
+    assert "tiny+finetune.learning_rate=1e-3" in p["variants"]  # seed=42 is the preset's: no seed in the name
     again = plan_all(["tiny"], ["seed=42"], "seed=42,7", results="R")  # two ways to the preset's seed
-    assert list(again["variants"]) == ["tiny", "tiny,seed=7"]
+    assert list(again["variants"]) == ["tiny", "tiny+seed=7"]
 
 
 # ----------------------------------------------------------------------------- identity and sharing
@@ -145,7 +166,7 @@ def test_identity_follows_the_config_slice_and_the_upstream_identities():
 
 def test_a_changed_download_gets_its_own_dataset_folder():
     p = plan("tiny", ["data.synthetic.n_eval=20"], results="R")
-    assert p["dataset"].startswith("tiny,") and p["stages"]["download"]["dir"] == f"R/data/{p['dataset']}"
+    assert p["dataset"].startswith("tiny+") and p["stages"]["download"]["dir"] == f"R/data/{p['dataset']}"
     filtered = plan("tiny", ["data.filter.dedupe=false"], results="R")
     assert filtered["dataset"] == "tiny"  # the same download: the same folder, another filtered set
     assert filtered["stages"]["filter"]["dir"] != plan("tiny", results="R")["stages"]["filter"]["dir"]
@@ -155,7 +176,7 @@ def test_a_renamed_dataset_never_lands_in_another_ones_folder():
     """tiny's world renamed llava-v1.5 differs from what llava-v1.5-7b downloads: its own folder."""
     p = plan_all(["llava-v1.5-7b", "tiny"], ["data.name=llava-v1.5"], results="R")
     folders = sorted({e["dir"] for e in p["stages"].values() if e["kind"] == "download"})
-    assert folders[0] == "R/data/llava-v1.5" and folders[1].startswith("R/data/llava-v1.5,")
+    assert folders[0] == "R/data/llava-v1.5" and folders[1].startswith("R/data/llava-v1.5+")
 
 
 def test_presets_that_define_one_dataset_name_differently_are_refused(tmp_path, monkeypatch):

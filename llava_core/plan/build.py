@@ -32,7 +32,7 @@ from llava_core.config.compose import (
 from llava_core.plan import layout
 from llava_core.plan.code_digest import CodeDigest, CodeGraph
 from llava_core.plan.stage import KINDS, Stage
-from llava_core.plan.variants import Variant, config_keys, expand, name_variant
+from llava_core.plan.variants import SEP, Variant, config_keys, expand, name_variant
 
 #: The function each stage's job runs (its code digest starts there).
 ENTRY = {kind: f"llava_core.cli:cmd_{kind}" for kind in (*KINDS, "summary")}
@@ -117,11 +117,11 @@ def identities(cfg) -> dict[str, str]:
 
 
 def dataset_folder(cfg, ids: dict[str, str], preset_ids: dict[str, str]) -> str:
-    """The dataset folder's name: the dataset's name, or ``<name>,<id>`` where the variant changes
+    """The dataset folder's name: the dataset's name, or ``<name>+<id>`` where the variant changes
     what is downloaded (its download identity is not its preset's)."""
     if ids["download"] == preset_ids.get("download"):
         return cfg.data.name
-    return f"{cfg.data.name},{ids['download'][:8]}"
+    return f"{cfg.data.name}{SEP}{ids['download'][:8]}"
 
 
 def _stage_entry(cfg, st: Stage, sid: str, results: str, dataset: str, variant: str) -> dict:

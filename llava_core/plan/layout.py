@@ -12,7 +12,7 @@ do::
     <results>/<variant>/                           the variant's report, and links to its stages
     <results>/report.md                            the summary across variants
 
-``<dataset>`` is the dataset's name, or ``<name>,<id>`` when a variant changes what is downloaded.
+``<dataset>`` is the dataset's name, or ``<name>+<id>`` when a variant changes what is downloaded.
 Run by hand without the plan, a filter or instruct job writes ``<data>/filtered`` or
 ``<data>/instruct`` itself. Called with Snakemake wildcards (``sid="{sid}"``) these functions give
 the rules' patterns, so the workflow and the package cannot disagree on a path.

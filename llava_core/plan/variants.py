@@ -4,8 +4,10 @@
 (Hydra's comma syntax per axis); a sweep can also be a YAML file under ``config/sweeps/`` with a
 ``grid:`` of axes and, optionally, ``zip:`` axes that vary together. ``overrides=`` applies to every
 variant. Each variant gets a stable, readable name: its preset, then every override that changes
-what it computes (``tiny,finetune.learning_rate=1e-3,seed=1``), with a short digest where the name
-would get long or holds characters a folder name should not. A preset without such overrides keeps
+what it computes (``tiny+finetune.learning_rate=1e-3+seed=1``), with a short digest where the name
+would get long or holds characters a folder name should not. The separator is ``+``, not a comma:
+Snakemake hands a cluster job its wildcards as ``rule:name=value,name=value`` and splits them on
+commas, so a comma in a wildcard value breaks every SLURM job of that variant. A preset without such overrides keeps
 its own name (``tiny``), and so today's folder (``results/tiny``).
 
 Variants that differ only in their seeds form a *group* (the name without the seed overrides): the
@@ -33,7 +35,9 @@ NOT_IN_NAME = (re.compile(r"^tracking(\..*)?$"), re.compile(r"^data\.(mirror|bas
 #: Folder names the results folder uses for other things: no variant may take one.
 RESERVED = ("data", "stages", "logs", "benchmarks", "overrides", ".jobs", "report.md", "mlflow.db")
 MAX_NAME = 160
-_SAFE = re.compile(r"^[A-Za-z0-9._=+-]+$")
+#: Between the preset and each override in a variant's name (and a dataset folder's name and id).
+SEP = "+"
+_SAFE = re.compile(r"^[A-Za-z0-9._=-]+$")  # no SEP: a value holding it would blur the parts
 
 
 @dataclass(frozen=True)
@@ -208,23 +212,23 @@ def config_keys(cfg: DictConfig) -> frozenset[str]:
 
 def variant_name(preset: str, named_by: tuple[str, ...], keys: frozenset[str] = frozenset()) -> str:
     """``preset`` then ``,key=value`` per override, each key shortened to its shortest unambiguous
-    suffix among ``keys`` (``tiny,n_eval=20,finetune.learning_rate=1e-3``); a short digest of all
+    suffix among ``keys`` (``tiny+n_eval=20+finetune.learning_rate=1e-3``); a short digest of all
     of them stands for the ones not safe in a folder name (a ``~key`` deletion, a URL) or past the
-    length limit, which are left out (``tiny,n_eval=20,+3-1a2b3c4d``)."""
+    length limit, which are left out, with their count (``tiny+n_eval=20+3-1a2b3c4d``)."""
     parts = []
     for o in named_by:
         key, _, value = o.lstrip("+").partition("=")
         parts.append(f"{short_key(key, keys)}={value}")
-    name = ",".join([preset, *parts])
+    name = SEP.join([preset, *parts])
     if all(_SAFE.match(p) for p in parts) and len(name) <= MAX_NAME:
         return name
     digest = hashlib.sha256("\n".join(named_by).encode()).hexdigest()[:8]
     shown: list[str] = []
     for p in parts:
-        if _SAFE.match(p) and len(",".join([preset, *shown, p])) <= MAX_NAME - 16:
+        if _SAFE.match(p) and len(SEP.join([preset, *shown, p])) <= MAX_NAME - 16:
             shown.append(p)
     rest = len(parts) - len(shown)
-    return ",".join([preset, *shown, f"+{rest}-{digest}"])
+    return SEP.join([preset, *shown, f"{rest}-{digest}"])
 
 
 def group_name(preset: str, named_by: tuple[str, ...], keys: frozenset[str] = frozenset()) -> str:
