@@ -65,7 +65,7 @@ def test_real_preset_downloads_verifies_filters_and_reports_from_a_local_mirror(
     (variant,) = plan["variants"].values()
     ddir = Path(plan["stages"][variant["stages"]["download"]]["dir"])
     fdir = Path(plan["stages"][variant["stages"]["filter"]]["dir"])
-    assert ddir.parent == results / "data" and ddir.name.startswith("llava-v1.5,")  # sources unpinned: not the preset's
+    assert ddir.parent == results / "data" and ddir.name.startswith("llava-v1.5+")  # sources unpinned: not the preset's
     target = str(fdir / "manifest.json")
     def smk(*args: str) -> list[str]:  # --configfile takes several values: keep it last
         return ["snakemake", *args, "--cores", "2", "--configfile", str(configfile)]

@@ -7,7 +7,7 @@ variant. Each variant gets a stable, readable name: its preset, then every overr
 what it computes (``tiny+finetune.learning_rate=1e-3+seed=1``), with a short digest where the name
 would get long or holds characters a folder name should not. The separator is ``+``, not a comma:
 Snakemake hands a cluster job its wildcards as ``rule:name=value,name=value`` and splits them on
-commas, so a comma in a wildcard value breaks every SLURM job of that variant. A preset without such overrides keeps
+commas (snakemake#2366), so a comma in a wildcard value breaks every SLURM job of that variant. A preset without such overrides keeps
 its own name (``tiny``), and so today's folder (``results/tiny``).
 
 Variants that differ only in their seeds form a *group* (the name without the seed overrides): the
