@@ -40,7 +40,7 @@ def pytest_itemcollected(item) -> None:
     is collected: xdist reads the marks in its own pytest_collection_modifyitems. Without xdist the
     marks do nothing."""
     module = item.nodeid.split("::", 1)[0]
-    group = "tiny-dag" if module in SLURM_MODULES else next(
+    group = SHARED_FIXTURES["tiny_local"] if module in SLURM_MODULES else next(
         (g for f, g in SHARED_FIXTURES.items() if f in getattr(item, "fixturenames", ())), module)
     item.add_marker(pytest.mark.xdist_group(group))
 

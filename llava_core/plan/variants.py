@@ -7,8 +7,8 @@ variant. Each variant gets a stable, readable name: its preset, then every overr
 what it computes (``tiny+finetune.learning_rate=1e-3+seed=1``), with a short digest where the name
 would get long or holds characters a folder name should not. The separator is ``+``, not a comma:
 Snakemake hands a cluster job its wildcards as ``rule:name=value,name=value`` and splits them on
-commas (snakemake#2366), so a comma in a wildcard value breaks every SLURM job of that variant. A preset without such overrides keeps
-its own name (``tiny``), and so today's folder (``results/tiny``).
+commas (snakemake#2366), so a comma in a wildcard value breaks every SLURM job of that variant.
+A preset without such overrides keeps its own name (``tiny``), and so today's folder (``results/tiny``).
 
 Variants that differ only in their seeds form a *group* (the name without the seed overrides): the
 report shows a group's mean, standard deviation and n per benchmark.
@@ -211,7 +211,7 @@ def config_keys(cfg: DictConfig) -> frozenset[str]:
 
 
 def variant_name(preset: str, named_by: tuple[str, ...], keys: frozenset[str] = frozenset()) -> str:
-    """``preset`` then ``,key=value`` per override, each key shortened to its shortest unambiguous
+    """``preset`` then ``+key=value`` per override, each key shortened to its shortest unambiguous
     suffix among ``keys`` (``tiny+n_eval=20+finetune.learning_rate=1e-3``); a short digest of all
     of them stands for the ones not safe in a folder name (a ``~key`` deletion, a URL) or past the
     length limit, which are left out, with their count (``tiny+n_eval=20+3-1a2b3c4d``)."""
